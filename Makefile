@@ -1,0 +1,47 @@
+# sensorbus — see README.md. Every target works on a fresh Linux machine
+# with Go and gcc.
+
+GO      ?= go
+PKGS    ?= ./...
+BENCHTIME ?= 1s
+
+.PHONY: all build test test-short bench demo fmt vet lint cross clean
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+# The full suite CI runs: every package with the race detector, fuzz seed
+# corpora included (go test runs them), multi-process tests included.
+test:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+# Benchmarks behind the README's figures. Quote medians: run with
+# BENCHCOUNT=6 and feed the output to benchstat.
+BENCHCOUNT ?= 1
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./ring/ ./internal/...
+
+# The main job: a publisher and a subscriber process end to end.
+demo:
+	$(GO) run ./cmd/ringdemo
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	$(GO) tool staticcheck $(PKGS)
+
+# The Raspberry Pi targets, and a non-Linux build (stubs).
+cross:
+	GOOS=linux GOARCH=arm64 $(GO) build $(PKGS)
+	GOOS=linux GOARCH=arm GOARM=6 $(GO) build $(PKGS)
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(PKGS)
+	GOOS=darwin GOARCH=arm64 $(GO) build $(PKGS)

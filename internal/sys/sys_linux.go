@@ -1,0 +1,232 @@
+//go:build linux
+
+package sys
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errno values the callers test for with errors.Is.
+var (
+	EAGAIN    error = unix.EAGAIN
+	EEXIST    error = unix.EEXIST
+	ENOENT    error = unix.ENOENT
+	EINTR     error = unix.EINTR
+	ETIMEDOUT error = unix.ETIMEDOUT
+)
+
+// PageSize is the system's memory page size.
+func PageSize() int { return unix.Getpagesize() }
+
+// CreateUnnamed creates a regular file with no name in dir (O_TMPFILE),
+// opened read-write and close-on-exec, with the given permission bits.
+// The file is invisible to others until Link gives it a name, so it can be
+// fully initialised and locked first.
+func CreateUnnamed(dir string, perm uint32) (int, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, perm)
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) {
+			return -1, fmt.Errorf("create in %s: file system has no O_TMPFILE: %w", dir, ErrNotSupported)
+		}
+		return -1, &os.PathError{Op: "create", Path: dir, Err: err}
+	}
+	// O_TMPFILE applies the umask; the caller asked for exact bits.
+	if err := unix.Fchmod(fd, perm); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return fd, nil
+}
+
+// Link gives the unnamed file fd the name path. It fails with EEXIST if
+// path exists: it never replaces a file.
+func Link(fd int, path string) error {
+	// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd works for anyone.
+	err := unix.Linkat(fd, "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: "fd " + strconv.Itoa(fd), New: path, Err: err}
+	}
+	return nil
+}
+
+// Open opens path without following a final symbolic link, close-on-exec.
+// write selects O_RDWR over O_RDONLY.
+func Open(path string, write bool) (int, error) {
+	flags := unix.O_RDONLY
+	if write {
+		flags = unix.O_RDWR
+	}
+	fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// Reopen opens the file behind fd again, as a new open file description.
+// write selects O_RDWR over O_RDONLY.
+func Reopen(fd int, write bool) (int, error) {
+	flags := unix.O_RDONLY
+	if write {
+		flags = unix.O_RDWR
+	}
+	// The /proc link must be followed: no O_NOFOLLOW here.
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	nfd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "reopen", Path: p, Err: err}
+	}
+	return nfd, nil
+}
+
+// Close closes fd.
+func Close(fd int) error { return unix.Close(fd) }
+
+// Truncate sets the size of the file fd.
+func Truncate(fd int, size int64) error { return unix.Ftruncate(fd, size) }
+
+// FileID identifies a file: device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// Stat describes an open file.
+type Stat struct {
+	ID   FileID
+	Size int64
+	Mode uint32 // permission bits and type, as st_mode
+	UID  uint32
+	GID  uint32
+}
+
+// Fstat returns what the kernel says of fd.
+func Fstat(fd int) (Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Stat{}, err
+	}
+	return Stat{ID: FileID{uint64(st.Dev), uint64(st.Ino)}, Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid}, nil
+}
+
+// Lstat returns what the kernel says of path, not following a final link.
+func Lstat(path string) (Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return Stat{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return Stat{ID: FileID{uint64(st.Dev), uint64(st.Ino)}, Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid}, nil
+}
+
+// Unlink removes the name path.
+func Unlink(path string) error {
+	if err := unix.Unlink(path); err != nil {
+		return &os.PathError{Op: "unlink", Path: path, Err: err}
+	}
+	return nil
+}
+
+// Mmap maps length bytes of fd from offset 0, shared. write selects
+// PROT_READ|PROT_WRITE over PROT_READ.
+func Mmap(fd int, length int, write bool) ([]byte, error) {
+	prot := unix.PROT_READ
+	if write {
+		prot |= unix.PROT_WRITE
+	}
+	b, err := unix.Mmap(fd, 0, length, prot, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %d bytes: %w", length, err)
+	}
+	return b, nil
+}
+
+// Munmap unmaps a mapping made by Mmap.
+func Munmap(b []byte) error { return unix.Munmap(b) }
+
+// Open-file-description (OFD) locks are byte-range locks owned by the open
+// file description, not the process: they are released when the last
+// descriptor of that description closes (including at process death), they
+// survive fork and exec only where the description does, and querying them
+// (TestLock) takes no lock, so a prober never disturbs a writer.
+
+// TryLock takes a write lock on the one byte at off, without waiting.
+// It returns EAGAIN if another description holds a conflicting lock.
+func TryLock(fd int, off int64) error {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EACCES) {
+		err = unix.EAGAIN // POSIX allows either for "held"
+	}
+	return err
+}
+
+// Unlock releases a lock taken with TryLock.
+func Unlock(fd int, off int64) error {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: off, Len: 1}
+	return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+}
+
+// Locked reports whether any open file description other than fd's holds a
+// lock on the byte at off. It takes no lock. fd may be read-only.
+func Locked(fd int, off int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, err
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// Futex operations (linux/futex.h). Deliberately without
+// FUTEX_PRIVATE_FLAG: a private futex is keyed by the process's address
+// space, so a wake from another process would never reach it.
+const (
+	futexWait = 0
+	futexWake = 1
+)
+
+// FutexWait sleeps while *addr == val, for at most timeout (forever if
+// timeout < 0). addr must lie in a MAP_SHARED mapping; the futex is
+// process-shared (no FUTEX_PRIVATE_FLAG), so a wake from another process
+// reaches it. It returns nil when woken (possibly spuriously), EAGAIN if
+// *addr != val on entry, EINTR on a signal, ETIMEDOUT on timeout.
+func FutexWait(addr *uint32, val uint32, timeout time.Duration) error {
+	var tsp *unix.Timespec
+	if timeout >= 0 {
+		ts := unix.NsecToTimespec(int64(timeout))
+		tsp = &ts
+	}
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWait, uintptr(val), uintptr(unsafe.Pointer(tsp)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// FutexWake wakes every process sleeping on addr in FutexWait.
+func FutexWake(addr *uint32) error {
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// ClockMonotonic reads CLOCK_MONOTONIC through the system call. It is the
+// reference the fast clock in internal/clock is tested against.
+func ClockMonotonic() (int64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, err
+	}
+	return ts.Nano(), nil
+}
+
+// Pread reads from fd at off without moving its file offset.
+func Pread(fd int, b []byte, off int64) (int, error) { return unix.Pread(fd, b, off) }

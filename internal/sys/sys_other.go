@@ -1,0 +1,52 @@
+//go:build !linux
+
+package sys
+
+import (
+	"syscall"
+	"time"
+)
+
+// Errno values the callers test for with errors.Is.
+var (
+	EAGAIN    error = syscall.EAGAIN
+	EEXIST    error = syscall.EEXIST
+	ENOENT    error = syscall.ENOENT
+	EINTR     error = syscall.EINTR
+	ETIMEDOUT error = syscall.ETIMEDOUT
+)
+
+// FileID identifies a file: device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// Stat describes an open file.
+type Stat struct {
+	ID   FileID
+	Size int64
+	Mode uint32
+	UID  uint32
+	GID  uint32
+}
+
+func PageSize() int                                      { return syscall.Getpagesize() }
+func CreateUnnamed(dir string, perm uint32) (int, error) { return -1, ErrNotSupported }
+func Link(fd int, path string) error                     { return ErrNotSupported }
+func Open(path string, write bool) (int, error)          { return -1, ErrNotSupported }
+func Reopen(fd int, write bool) (int, error)             { return -1, ErrNotSupported }
+func Close(fd int) error                                 { return ErrNotSupported }
+func Truncate(fd int, size int64) error                  { return ErrNotSupported }
+func Fstat(fd int) (Stat, error)                         { return Stat{}, ErrNotSupported }
+func Lstat(path string) (Stat, error)                    { return Stat{}, ErrNotSupported }
+func Unlink(path string) error                           { return ErrNotSupported }
+func Mmap(fd int, length int, write bool) ([]byte, error) {
+	return nil, ErrNotSupported
+}
+func Munmap(b []byte) error                                           { return ErrNotSupported }
+func TryLock(fd int, off int64) error                                 { return ErrNotSupported }
+func Unlock(fd int, off int64) error                                  { return ErrNotSupported }
+func Locked(fd int, off int64) (bool, error)                          { return false, ErrNotSupported }
+func FutexWait(addr *uint32, val uint32, timeout time.Duration) error { return ErrNotSupported }
+func FutexWake(addr *uint32) error                                    { return ErrNotSupported }
+func ClockMonotonic() (int64, error)                                  { return 0, ErrNotSupported }
+
+func Pread(fd int, b []byte, off int64) (int, error) { return 0, ErrNotSupported }
