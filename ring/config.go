@@ -98,7 +98,11 @@ func (c *Config) validate(pageSize int) (geometry, error) {
 	if c.HeartbeatInterval < 0 {
 		return geometry{}, errorf("negative heartbeat interval %v", c.HeartbeatInterval)
 	}
-	return newGeometry(c.SlotSize, c.Slots, pageSize)
+	g, err := newGeometry(c.SlotSize, c.Slots, pageSize)
+	if err != nil {
+		return geometry{}, errorf("%v", err)
+	}
+	return g, nil
 }
 
 // wakeMode derives the wake file's permission from the ring's.

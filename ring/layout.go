@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
 )
@@ -117,16 +118,16 @@ func slotStride(slotSize int) int {
 // newGeometry checks a requested shape and computes the layout.
 func newGeometry(slotSize, slotCount, pageSize int) (geometry, error) {
 	if slotSize < MinSlotSize || slotSize > MaxSlotSize {
-		return geometry{}, errorf("slot size %d out of range [%d, %d]", slotSize, MinSlotSize, MaxSlotSize)
+		return geometry{}, fmt.Errorf("slot size %d out of range [%d, %d]", slotSize, MinSlotSize, MaxSlotSize)
 	}
 	if slotCount < 1 || slotCount > MaxSlots || bits.OnesCount(uint(slotCount)) != 1 {
-		return geometry{}, errorf("slot count %d is not a power of two in [1, %d]", slotCount, MaxSlots)
+		return geometry{}, fmt.Errorf("slot count %d is not a power of two in [1, %d]", slotCount, MaxSlots)
 	}
 	stride := slotStride(slotSize)
 	total := uint64(headerSize) + uint64(stride)*uint64(slotCount)
 	total = (total + uint64(pageSize) - 1) &^ uint64(pageSize-1)
 	if total > MaxSegmentSize {
-		return geometry{}, errorf("segment of %d slots of %d bytes needs %d bytes, more than %d", slotCount, slotSize, total, MaxSegmentSize)
+		return geometry{}, fmt.Errorf("segment of %d slots of %d bytes needs %d bytes, more than %d", slotCount, slotSize, total, MaxSegmentSize)
 	}
 	return geometry{slotSize: slotSize, slotStride: stride, slotCount: slotCount, totalSize: int(total)}, nil
 }

@@ -172,7 +172,7 @@ func Attach(ringFile, wakeFile *os.File, cfg ReaderConfig) (*Reader, error) {
 // attach validates and maps the ring rfd and wake file wfd (or -1) and
 // takes ownership of both descriptors: on error they are closed. The wake
 // file descriptor is closed once mapped.
-func attach(rfd, wfd int, path string, cfg ReaderConfig) (r *Reader, err error) {
+func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) {
 	if cfg.Mode != Stream && cfg.Mode != Latest || cfg.Start != FromNewest && cfg.Start != FromOldest ||
 		cfg.Wait != WaitBlock && cfg.Wait != WaitSpin || cfg.LivenessInterval < 0 {
 		sys.Close(rfd)
@@ -184,7 +184,7 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (r *Reader, err error) 
 	if cfg.LivenessInterval == 0 {
 		cfg.LivenessInterval = 100 * time.Millisecond
 	}
-	r = &Reader{cfg: cfg, fd: rfd}
+	r := &Reader{cfg: cfg, fd: rfd}
 	defer func() {
 		if wfd >= 0 {
 			sys.Close(wfd)
@@ -402,7 +402,9 @@ func (r *Reader) lapped(c uint64) {
 }
 
 func (r *Reader) tryLatest() (Sample, bool, error) {
-	for {
+	// A few tries: each failure means the writer moved on meanwhile, or
+	// is stuck in the middle of a write (then there is nothing to read).
+	for range 8 {
 		c := r.cursor.load()
 		if c == 0 || c <= r.next {
 			return Sample{}, false, nil
@@ -422,11 +424,15 @@ func (r *Reader) tryLatest() (Sample, bool, error) {
 			return Sample{}, false, nil
 		case slotCorrupt:
 			return Sample{}, false, badSegment("slot of sample %d claims %d bytes, slot size is %d", i, n, r.geo.slotSize)
+		case slotEmpty, slotOlder:
+			// The cursor counts a sample its slot does not hold: only a
+			// corrupt segment does that.
+			return Sample{}, false, badSegment("cursor at %d but the slot of sample %d does not hold it", c, i)
 		default:
-			// Overwritten or being overwritten: the writer moved on.
 			r.stats.Retries++
 		}
 	}
+	return Sample{}, false, nil
 }
 
 // Next returns the next sample, waiting for it as the ReaderConfig says.

@@ -271,6 +271,24 @@ func TestSlotSequenceWraps(t *testing.T) {
 	}
 }
 
+// A writer killed between its stores of hi1 and hi2 leaves them unequal
+// for good; readers must still get the value, not spin.
+func TestSplit64TornForever(t *testing.T) {
+	b := make([]byte, 64)
+	s := newSplit64(b, 0)
+	s.store(1<<32-1, 0)
+	// Killed after hi1 (new) but before lo: the value is still 2^32-1.
+	atomic.StoreUint32(s.hi1, 1)
+	if got := s.load(); got != 1<<32-1 {
+		t.Fatalf("stopped after hi1: %d, want %d", got, uint64(1<<32-1))
+	}
+	// Killed after lo (new) but before hi2: the value is 2^32.
+	atomic.StoreUint32(s.lo, 0)
+	if got := s.load(); got != 1<<32 {
+		t.Fatalf("stopped after lo: %d, want %d", got, uint64(1<<32))
+	}
+}
+
 func TestSplit64(t *testing.T) {
 	b := make([]byte, 64)
 	s := newSplit64(b, 8)

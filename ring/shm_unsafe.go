@@ -61,15 +61,28 @@ func (s split64) store(v, prev uint64) {
 	atomic.StoreUint32(s.lo, uint32(v)) // release: the slot published under v is visible first
 }
 
+// load returns the counter's value. It never waits for the writer: after
+// a few mismatched tries (a writer stopped or killed between its stores of
+// hi1 and hi2, or a corrupt segment) it pairs lo with the high word of its
+// own epoch. The high word changes only as lo wraps, so a lo in the lower
+// half was stored after hi1 (new), one in the upper half before hi2 (old).
+// That holds for the cursor (+1 per store) and for any counter whose lo
+// moves by less than 2^31 between stores (the heartbeat, stored at least
+// every two seconds).
 func (s split64) load() uint64 {
-	for {
-		h2 := atomic.LoadUint32(s.hi2) // first: pairs with the writer's last store
-		l := atomic.LoadUint32(s.lo)
-		h1 := atomic.LoadUint32(s.hi1) // last: pairs with the writer's first store
+	var h1, l, h2 uint32
+	for range 8 {
+		h2 = atomic.LoadUint32(s.hi2) // first: pairs with the writer's last store
+		l = atomic.LoadUint32(s.lo)
+		h1 = atomic.LoadUint32(s.hi1) // last: pairs with the writer's first store
 		if h1 == h2 {
 			return uint64(h1)<<32 | uint64(l)
 		}
 	}
+	if l < 1<<31 {
+		return uint64(h1)<<32 | uint64(l)
+	}
+	return uint64(h2)<<32 | uint64(l)
 }
 
 // slotRef addresses one slot in the mapping.
