@@ -62,6 +62,9 @@ func envInt(name string, def int) int {
 }
 
 func runChild(role string) int {
+	if code := runBenchChild(role); code >= 0 {
+		return code
+	}
 	dir, name := os.Getenv("RING_DIR"), os.Getenv("RING_NAME")
 	maxLen := envInt("RING_PAYLOAD", 64)
 	switch role {
@@ -148,10 +151,11 @@ func exitOn(err error) int {
 
 // child is a running copy of the test binary in some role.
 type child struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
+	t          testing.TB
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	stdoutPipe io.Reader
+	out        *bufio.Scanner // lines of stdoutPipe
 }
 
 func startChild(t testing.TB, role string, env ...string) *child {
@@ -170,7 +174,7 @@ func startChild(t testing.TB, role string, env ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{t: t, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	c := &child{t: t, cmd: cmd, stdin: stdin, stdoutPipe: stdout, out: bufio.NewScanner(stdout)}
 	t.Cleanup(func() {
 		c.cmd.Process.Kill()
 		c.cmd.Wait()
@@ -255,6 +259,29 @@ func TestMultiProcessStream(t *testing.T) {
 	if err := w.cmd.Wait(); err != nil {
 		t.Fatalf("writer: %v", err)
 	}
+}
+
+// A reader that keeps up loses nothing: in a ring larger than the whole
+// run, no sample can be overwritten, so any loss is a false lap.
+func TestMultiProcessNoLossWithoutLapping(t *testing.T) {
+	const count = 60_000
+	dir := testDir(t)
+	env := []string{"RING_DIR=" + dir, "RING_NAME=nolap", "RING_PAYLOAD=64", "RING_SLOTS=65536", "RING_COUNT=" + strconv.Itoa(count)}
+	w := startChild(t, "writer", env...)
+	w.expect("ready")
+	var readers []*child
+	for _, wait := range []string{"spin", "block"} {
+		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
+		r.expect("ready")
+		readers = append(readers, r)
+	}
+	w.send("go")
+	for k, r := range readers {
+		if res := r.result(); res.Received != count || res.Lost != 0 || res.Corrupt != 0 || res.End != "closed" {
+			t.Errorf("reader %d: %+v; want all %d samples, none lost", k, res, count)
+		}
+	}
+	w.cmd.Wait()
 }
 
 // A writer killed -9 in the middle of a write: readers deliver every

@@ -364,11 +364,12 @@ func (r *Reader) TryNext() (Sample, bool, error) {
 		case slotVoid:
 			r.skip(1)
 		case slotBusy:
-			// The writer is filling this slot: with sample i itself
-			// (wait), or with a later one if sample i was published
-			// already (lapped).
+			// The writer is filling this slot: with sample i itself, or
+			// with sample i+N or later (lapped). Only a cursor that
+			// reached i+N tells the second: a cursor just past i may be
+			// the writer finishing sample i since seq was loaded.
 			c := r.cursor.load()
-			if c <= i {
+			if c < i+uint64(r.geo.slotCount) {
 				return Sample{}, false, nil
 			}
 			r.lapped(c)

@@ -1,0 +1,274 @@
+package ring
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/sys"
+)
+
+// Two-process benchmarks. The benchmark process is the writer; readers
+// and echo peers are re-executed copies of the test binary (see
+// child_test.go). Run with `make bench`.
+
+// benchReaderResult is what a bench-reader child reports.
+type benchReaderResult struct {
+	Received uint64 `json:"received"`
+	Lost     uint64 `json:"lost"`
+	P50      int64  `json:"p50"`
+	P99      int64  `json:"p99"`
+	P999     int64  `json:"p999"`
+	Max      int64  `json:"max"`
+}
+
+// runBenchChild runs the benchmark roles; it returns -1 for other roles.
+func runBenchChild(role string) int {
+	dir, name := os.Getenv("RING_DIR"), os.Getenv("RING_NAME")
+	switch role {
+	case "bench-reader":
+		wait := WaitBlock
+		if os.Getenv("RING_WAIT") == "spin" {
+			wait = WaitSpin
+		}
+		r, err := Open(dir, name, ReaderConfig{Start: FromOldest, Wait: wait})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer r.Close()
+		h := hdrhistogram.New(1, int64(10*time.Second), 3)
+		fmt.Println("ready")
+		for {
+			s, err := r.Next(context.Background())
+			if err != nil {
+				break
+			}
+			h.RecordValue(max(clock.Mono()-s.PublishedAt, 1))
+		}
+		st := r.Stats()
+		json.NewEncoder(os.Stdout).Encode(benchReaderResult{
+			Received: st.Received, Lost: st.Lost,
+			P50: h.ValueAtQuantile(50), P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max(),
+		})
+		return 0
+	case "pingpong":
+		fd, err := sys.Open(filepath.Join(dir, name), true)
+		if err != nil {
+			return 1
+		}
+		mem, err := sys.Mmap(fd, 4096, true)
+		if err != nil {
+			return 1
+		}
+		word := u32(mem, 0)
+		fmt.Println("ready")
+		// Answer every odd value with the next even one, until 0.
+		for want := uint32(1); ; want += 2 {
+			for {
+				v := atomic.LoadUint32(word)
+				if v == want {
+					break
+				}
+				if v == ^uint32(0) {
+					return 0
+				}
+			}
+			atomic.StoreUint32(word, want+1)
+		}
+	case "pipe-echo":
+		buf := make([]byte, 64)
+		for {
+			if _, err := io.ReadFull(os.Stdin, buf); err != nil {
+				return 0
+			}
+			if _, err := os.Stdout.Write(buf); err != nil {
+				return 1
+			}
+		}
+	}
+	return -1
+}
+
+// BenchmarkLatency measures one-way latency from Publish to a reader in
+// another process receiving the sample, at 10,000 samples/s, recorded in
+// an HdrHistogram by the reader. ns/op is the pacing interval; the
+// latency is in the p50-ns, p99-ns, p99.9-ns and max-ns metrics.
+//
+// The writer paces either by spinning (it keeps a CPU busy, so a woken
+// reader may have to wait for it to be preempted) or by sleeping until
+// just before each sample (both CPUs idle between samples, so wake-ups
+// pay the exit from idle). Both are reported because neither alone is
+// the whole truth on a small machine.
+func BenchmarkLatency(b *testing.B) {
+	for _, pacing := range []string{"spin", "sleep"} {
+		for _, wait := range []string{"spin", "block"} {
+			b.Run("pacing="+pacing+"/reader="+wait, func(b *testing.B) {
+				dir := testDir(b)
+				w := mustCreate(b, Config{Dir: dir, Name: "lat", SlotSize: 64, Slots: 4096})
+				r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=lat", "RING_WAIT="+wait)
+				r.expect("ready")
+				p := make([]byte, 64)
+				const interval = int64(100 * time.Microsecond)
+				next := clock.Mono()
+				for b.Loop() {
+					next += interval
+					if pacing == "spin" {
+						for clock.Mono() < next {
+						}
+					} else {
+						pace(next)
+					}
+					w.Publish(p)
+				}
+				w.Close()
+				res := benchResult(b, r)
+				if res.Lost != 0 {
+					b.Errorf("reader lost %d samples at 10k/s", res.Lost)
+				}
+				b.ReportMetric(float64(res.P50), "p50-ns")
+				b.ReportMetric(float64(res.P99), "p99-ns")
+				b.ReportMetric(float64(res.P999), "p99.9-ns")
+				b.ReportMetric(float64(res.Max), "max-ns")
+			})
+		}
+	}
+}
+
+// pace waits until the Mono time due: asleep for most of it, so the
+// writer does not hold a CPU the woken reader could need, then spinning
+// for the last stretch, which sleeping cannot hit precisely.
+func pace(due int64) {
+	const spinFor = int64(20 * time.Microsecond)
+	if d := due - clock.Mono() - spinFor; d > 0 {
+		time.Sleep(time.Duration(d))
+	}
+	for clock.Mono() < due {
+	}
+}
+
+func benchResult(b *testing.B, c *child) benchReaderResult {
+	b.Helper()
+	if !c.out.Scan() {
+		b.Fatal("bench reader ended without a result")
+	}
+	var res benchReaderResult
+	if err := json.Unmarshal(c.out.Bytes(), &res); err != nil {
+		b.Fatalf("bench reader result %q: %v", c.out.Text(), err)
+	}
+	c.cmd.Wait()
+	return res
+}
+
+// BenchmarkThroughput publishes 64-byte samples flat out with 0, 1 and 4
+// spinning reader processes attached. ns/op is wall time per publish;
+// cpu-ns/op is the writer thread's own CPU time per publish, which is
+// what readers could slow through cache-line contention (on a 2-core
+// machine, more processes than cores also share the CPU, which wall time
+// shows and CPU time does not).
+func BenchmarkThroughput(b *testing.B) {
+	for _, readers := range []int{0, 1, 4} {
+		b.Run(fmt.Sprintf("readers=%d", readers), func(b *testing.B) {
+			dir := testDir(b)
+			w := mustCreate(b, Config{Dir: dir, Name: "tput", SlotSize: 64, Slots: 4096})
+			var rs []*child
+			for range readers {
+				c := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=tput", "RING_WAIT=spin")
+				c.expect("ready")
+				rs = append(rs, c)
+			}
+			p := make([]byte, 64)
+			runtime.LockOSThread()
+			cpu0 := threadCPU()
+			n := 0
+			for b.Loop() {
+				w.Publish(p)
+				n++
+			}
+			cpu := threadCPU() - cpu0
+			runtime.UnlockOSThread()
+			w.Close()
+			var received uint64
+			for _, c := range rs {
+				res := benchResult(b, c)
+				received += res.Received
+			}
+			b.ReportMetric(float64(cpu)/float64(n), "cpu-ns/op")
+			if readers > 0 {
+				b.ReportMetric(float64(received)/float64(readers)/float64(n)*100, "%read")
+			}
+		})
+	}
+}
+
+// threadCPU returns the calling thread's CPU time in ns.
+func threadCPU() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkYardstickCacheLine bounces one word between two processes
+// through a shared mapping: ns/op is one round trip, the floor for any
+// shared-memory handoff on this machine.
+func BenchmarkYardstickCacheLine(b *testing.B) {
+	dir := testDir(b)
+	path := filepath.Join(dir, "pingpong")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Truncate(4096)
+	f.Close()
+	defer os.Remove(path)
+	fd, err := sys.Open(path, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Close(fd)
+	mem, err := sys.Mmap(fd, 4096, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Munmap(mem)
+	word := u32(mem, 0)
+	c := startChild(b, "pingpong", "RING_DIR="+dir, "RING_NAME=pingpong")
+	c.expect("ready")
+	v := uint32(0)
+	for b.Loop() {
+		atomic.StoreUint32(word, v+1)
+		for atomic.LoadUint32(word) != v+2 {
+		}
+		v += 2
+	}
+	atomic.StoreUint32(word, ^uint32(0))
+	c.cmd.Wait()
+}
+
+// BenchmarkYardstickPipe sends 64 bytes through a pipe to another process
+// and reads them back: ns/op is one round trip.
+func BenchmarkYardstickPipe(b *testing.B) {
+	c := startChild(b, "pipe-echo")
+	buf := make([]byte, 64)
+	for b.Loop() {
+		if _, err := c.stdin.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c.stdoutPipe, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.stdin.Close()
+	c.cmd.Wait()
+}
