@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-short bench demo fmt vet lint cross clean
+.PHONY: all build test test-short test-arm bench demo fmt vet lint cross clean
 
 all: build
 
@@ -16,6 +16,15 @@ build:
 # corpora included (go test runs them), multi-process tests included.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# The packages with shared-memory code, as arm64, arm v7 and arm v6 (Pi
+# Zero/1) binaries, multi-process tests included. Needs qemu-user-static
+# registered with binfmt_misc (.ci/qemu-setup does it as root).
+ARM_PKGS ?= ./ring/ ./internal/...
+test-arm:
+	GOARCH=arm64 $(GO) test -count=1 $(ARM_PKGS)
+	GOARCH=arm GOARM=7 $(GO) test -count=1 $(ARM_PKGS)
+	GOARCH=arm GOARM=6 $(GO) test -count=1 $(ARM_PKGS)
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
