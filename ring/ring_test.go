@@ -529,3 +529,28 @@ func TestAllocations(t *testing.T) {
 		t.Errorf("Reserve+Commit allocates %v times", n)
 	}
 }
+
+func TestStatusAliveQuietClosed(t *testing.T) {
+	dir := testDir(t)
+	w := mustCreate(t, Config{Dir: dir, Name: "st", SlotSize: 16, Slots: 8, HeartbeatInterval: time.Millisecond})
+	r := mustOpen(t, dir, "st", ReaderConfig{})
+	w.Publish(payload(0, 16))
+	st, err := r.Status()
+	if err != nil || st.State != WriterAlive || !st.ProcessAlive || st.Published != 1 {
+		t.Fatalf("live writer: %+v, %v", st, err)
+	}
+	// A quiet writer's heartbeat ages; Heartbeat renews it.
+	time.Sleep(20 * time.Millisecond)
+	quiet, _ := r.Status()
+	if quiet.HeartbeatAge < 20*time.Millisecond {
+		t.Fatalf("heartbeat age %v after 20ms of silence", quiet.HeartbeatAge)
+	}
+	w.Heartbeat()
+	if fresh, _ := r.Status(); fresh.HeartbeatAge >= quiet.HeartbeatAge {
+		t.Fatalf("Heartbeat did not renew: age %v, was %v", fresh.HeartbeatAge, quiet.HeartbeatAge)
+	}
+	w.Close()
+	if st, _ := r.Status(); st.State != WriterClosed {
+		t.Fatalf("after Close: %v", st.State)
+	}
+}
