@@ -169,6 +169,9 @@ func (w *Writer) Path() string { return w.path }
 // Header returns the ring's static description.
 func (w *Writer) Header() Header { return w.hdr }
 
+// SlotSize returns the largest payload a sample may have.
+func (w *Writer) SlotSize() int { return w.geo.slotSize }
+
 // Published returns the number of samples published so far.
 func (w *Writer) Published() uint64 { return w.next }
 
