@@ -7,22 +7,22 @@ import (
 
 // Units. New ones are added at the end; the numbers never change.
 const (
-	UnitNone      Unit = iota // dimensionless
-	UnitCelsius               // degC
-	UnitKelvin                // K
-	UnitPascal                // Pa
-	UnitVolt                  // V
-	UnitAmpere                // A
-	UnitWatt                  // W
-	UnitPercent               // %
-	UnitMetre                 // m
-	UnitMetrePerS             // m/s
-	UnitMetrePerS2            // m/s2
-	UnitRadPerS               // rad/s
-	UnitMicroTesla            // uT
-	UnitLux                   // lx
-	UnitHertz                 // Hz
-	UnitRPM                   // rpm
+	UnitNone       Unit = iota // dimensionless
+	UnitCelsius                // degC
+	UnitKelvin                 // K
+	UnitPascal                 // Pa
+	UnitVolt                   // V
+	UnitAmpere                 // A
+	UnitWatt                   // W
+	UnitPercent                // %
+	UnitMetre                  // m
+	UnitMetrePerS              // m/s
+	UnitMetrePerS2             // m/s2
+	UnitRadPerS                // rad/s
+	UnitMicroTesla             // uT
+	UnitLux                    // lx
+	UnitHertz                  // Hz
+	UnitRPM                    // rpm
 	unitCount
 )
 
