@@ -279,6 +279,20 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// Prefault faults in every page of the ring's mapping, so that reading
+// takes no page fault.
+func (r *Reader) Prefault() error {
+	if r.done {
+		return ErrClosed
+	}
+	if r.wake != nil {
+		if err := sys.Prefault(r.wake, true); err != nil {
+			return err
+		}
+	}
+	return sys.Prefault(r.mem, false)
+}
+
 // Header returns the ring's static description.
 func (r *Reader) Header() Header { return r.hdr }
 

@@ -554,3 +554,20 @@ func TestStatusAliveQuietClosed(t *testing.T) {
 		t.Fatalf("after Close: %v", st.State)
 	}
 }
+
+func TestPrefault(t *testing.T) {
+	dir := testDir(t)
+	w := mustCreate(t, Config{Dir: dir, Name: "pf", SlotSize: 1024, Slots: 256})
+	defer w.Close()
+	r := mustOpen(t, dir, "pf", ReaderConfig{})
+	if err := w.Prefault(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Prefault(); err != nil {
+		t.Fatal(err)
+	}
+	// Prefaulting publishes nothing and changes nothing a reader sees.
+	if _, ok, _ := r.TryNext(); ok || w.Published() != 0 {
+		t.Fatal("Prefault changed the ring")
+	}
+}

@@ -169,6 +169,15 @@ func (w *Writer) Path() string { return w.path }
 // Header returns the ring's static description.
 func (w *Writer) Header() Header { return w.hdr }
 
+// Prefault faults in every page of the ring, so that publishing takes no
+// page fault. Call it before a real-time loop (with rt.LockMemory).
+func (w *Writer) Prefault() error {
+	if w.closed {
+		return ErrClosed
+	}
+	return sys.Prefault(w.mem, true)
+}
+
 // SlotSize returns the largest payload a sample may have.
 func (w *Writer) SlotSize() int { return w.geo.slotSize }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -230,3 +231,108 @@ func ClockMonotonic() (int64, error) {
 
 // Pread reads from fd at off without moving its file offset.
 func Pread(fd int, b []byte, off int64) (int, error) { return unix.Pread(fd, b, off) }
+
+// EPERM is the errno for an operation not permitted.
+var EPERM error = unix.EPERM
+
+// Gettid returns the calling OS thread's id. Meaningful only while the
+// goroutine is locked to its thread.
+func Gettid() int { return unix.Gettid() }
+
+// SetAffinity pins thread tid (0: the calling thread) to cpus.
+func SetAffinity(tid int, cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return unix.SchedSetaffinity(tid, &set)
+}
+
+// Affinity returns the CPUs thread tid (0: the calling thread) may run on.
+func Affinity(tid int) ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(tid, &set); err != nil {
+		return nil, err
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// Scheduling policies (linux/sched.h).
+const (
+	SchedOther = unix.SCHED_NORMAL
+	SchedFIFO  = unix.SCHED_FIFO
+)
+
+// SetFIFO puts thread tid under SCHED_FIFO at priority prio, with
+// reset-on-fork so that children do not inherit it.
+func SetFIFO(tid, prio int) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	return unix.SchedSetAttr(tid, &attr, 0)
+}
+
+// SetOther puts thread tid back under SCHED_OTHER at nice 0.
+func SetOther(tid int) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+	return unix.SchedSetAttr(tid, &attr, 0)
+}
+
+// Scheduler returns thread tid's policy and real-time priority.
+func Scheduler(tid int) (policy, prio int, err error) {
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(attr.Policy), int(attr.Priority), nil
+}
+
+// LockMemory locks the process's current and future pages in RAM
+// (mlockall). onFault locks pages as they are first touched instead of
+// all at once (MCL_ONFAULT, Linux 4.4+).
+func LockMemory(onFault bool) error {
+	flags := unix.MCL_CURRENT | unix.MCL_FUTURE
+	if onFault {
+		flags |= unix.MCL_ONFAULT
+	}
+	return unix.Mlockall(flags)
+}
+
+// UnlockMemory undoes LockMemory.
+func UnlockMemory() error { return unix.Munlockall() }
+
+// Prefault faults in every page of the mapping b: MADV_POPULATE_READ or
+// _WRITE where the kernel has them (5.14+), else a read of each page.
+func Prefault(b []byte, write bool) error {
+	if len(b) == 0 {
+		return nil
+	}
+	advice := unix.MADV_POPULATE_READ
+	if write {
+		advice = unix.MADV_POPULATE_WRITE
+	}
+	err := unix.Madvise(b, advice)
+	if !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	page := unix.Getpagesize()
+	for off := 0; off < len(b); off += page {
+		// An atomic load: never optimised away, and allowed on memory
+		// another process writes.
+		atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off])))
+	}
+	return nil
+}
+
+// Kernel returns the kernel's release and version strings (uname -r, -v).
+func Kernel() (release, version string) {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return "", ""
+	}
+	return unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Version[:])
+}

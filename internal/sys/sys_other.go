@@ -50,3 +50,21 @@ func FutexWake(addr *uint32) error                                    { return E
 func ClockMonotonic() (int64, error)                                  { return 0, ErrNotSupported }
 
 func Pread(fd int, b []byte, off int64) (int, error) { return 0, ErrNotSupported }
+
+var EPERM error = syscall.EPERM
+
+const (
+	SchedOther = 0
+	SchedFIFO  = 1
+)
+
+func Gettid() int                                     { return 0 }
+func SetAffinity(tid int, cpus []int) error           { return ErrNotSupported }
+func Affinity(tid int) ([]int, error)                 { return nil, ErrNotSupported }
+func SetFIFO(tid, prio int) error                     { return ErrNotSupported }
+func SetOther(tid int) error                          { return ErrNotSupported }
+func Scheduler(tid int) (policy, prio int, err error) { return 0, 0, ErrNotSupported }
+func LockMemory(onFault bool) error                   { return ErrNotSupported }
+func UnlockMemory() error                             { return ErrNotSupported }
+func Prefault(b []byte, write bool) error             { return ErrNotSupported }
+func Kernel() (release, version string)               { return "", "" }

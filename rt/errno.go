@@ -1,0 +1,5 @@
+package rt
+
+import "syscall"
+
+func errNoMem() error { return syscall.ENOMEM }
