@@ -20,7 +20,7 @@ test:
 # The packages with shared-memory code, as arm64, arm v7 and arm v6 (Pi
 # Zero/1) binaries, multi-process tests included. Needs qemu-user-static
 # registered with binfmt_misc (.ci/qemu-setup does it as root).
-ARM_PKGS ?= ./ring/ ./schema/... ./internal/...
+ARM_PKGS ?= ./ring/ ./schema/... ./bus/ ./internal/...
 test-arm:
 	GOARCH=arm64 $(GO) test -count=1 $(ARM_PKGS)
 	GOARCH=arm GOARM=7 $(GO) test -count=1 $(ARM_PKGS)

@@ -28,6 +28,9 @@ var (
 	// every sample of a writer that died without closing (killed, crashed).
 	ErrWriterDead = errors.New("ring: writer died")
 
+	// ErrCanceled is returned by a Next that Reader.Cancel ended.
+	ErrCanceled = errors.New("ring: read canceled")
+
 	// ErrNoReservation is returned by Commit and Abort without a Reserve.
 	ErrNoReservation = errors.New("ring: no reservation")
 

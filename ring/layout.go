@@ -12,7 +12,7 @@ import (
 //	0    static header: written once before the file gets its name,
 //	     read-only afterwards (offsets off*)
 //	192  closed flag                        (written once, at Close)
-//	256  heartbeat (split64)                (written ≤ 10 times a second)
+//	256  heartbeat (u32, ms)                (written ≤ 10 times a second)
 //	384  write cursor (split64)             (written once per sample)
 //	512  slot 0, slot 1, ... each slotStride bytes, cache-line aligned
 //
@@ -51,7 +51,7 @@ const (
 	offSchemaName  = 80 // [maxSchemaName]byte
 
 	offClosed    = 192 // u32: 1 once the writer closed gracefully
-	offHeartbeat = 256 // split64: CLOCK_MONOTONIC ns of the writer's last sign of life
+	offHeartbeat = 256 // u32: CLOCK_MONOTONIC ms (mod 2^32) of the writer's last sign of life
 	offCursor    = 384 // split64: samples published so far
 
 	headerSize = 512

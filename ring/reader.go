@@ -91,7 +91,7 @@ type Reader struct {
 	buf    []byte
 	cursor split64
 	closed *uint32
-	beat   split64
+	beat   *uint32
 
 	waiting, wakeSeq *uint32 // in the wake file; nil unless WaitBlock
 
@@ -100,7 +100,9 @@ type Reader struct {
 	stats     ReaderStats
 	lastCheck int64 // Mono of the last liveness check
 	fence     uint32
-	end       error // ErrWriterClosed or ErrWriterDead once the ring is drained
+	end       error  // ErrWriterClosed or ErrWriterDead once the ring is drained
+	checkNow  uint32 // set by Interrupt: check the writer's liveness at once
+	canceled  uint32 // set by Cancel
 	done      bool
 }
 
@@ -147,11 +149,13 @@ func open(path string, cfg ReaderConfig) (*Reader, error) {
 }
 
 // Attach attaches a Reader to a ring whose files were received from its
-// writer (see Writer.ReaderFiles). wakeFile may be nil for a WaitSpin
-// reader. Attach takes its own descriptors; the caller still closes the
-// files.
+// writer (see Writer.ReaderFiles), typically over a Unix socket. wakeFile
+// may be nil for a WaitSpin reader. Attach works from the descriptors
+// alone, needing no permission on the files' paths; it duplicates them, so
+// the caller still closes the files. The ring must have been opened
+// read-only for the mapping to be read-only.
 func Attach(ringFile, wakeFile *os.File, cfg ReaderConfig) (*Reader, error) {
-	rfd, err := sys.Reopen(int(ringFile.Fd()), false)
+	rfd, err := sys.Dup(int(ringFile.Fd()))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +165,7 @@ func Attach(ringFile, wakeFile *os.File, cfg ReaderConfig) (*Reader, error) {
 			sys.Close(rfd)
 			return nil, errorf("a blocking reader needs the wake file")
 		}
-		if wfd, err = sys.Reopen(int(wakeFile.Fd()), true); err != nil {
+		if wfd, err = sys.Dup(int(wakeFile.Fd())); err != nil {
 			sys.Close(rfd)
 			return nil, err
 		}
@@ -242,7 +246,7 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 	r.mask = uint64(r.geo.slotCount - 1)
 	r.buf = make([]byte, r.geo.slotSize)
 	r.cursor = newSplit64(r.mem, offCursor)
-	r.beat = newSplit64(r.mem, offHeartbeat)
+	r.beat = u32(r.mem, offHeartbeat)
 	r.closed = u32(r.mem, offClosed)
 
 	c := r.cursor.load()
@@ -513,12 +517,35 @@ func (r *Reader) interrupt() {
 	sys.FutexWake(r.wakeSeq)
 }
 
+// Cancel makes a Next that is waiting, and every later one, return
+// ErrCanceled. Unlike the other methods it may be called from any
+// goroutine, but not after Close (which unmaps what it touches).
+func (r *Reader) Cancel() {
+	atomic.StoreUint32(&r.canceled, 1)
+	r.Interrupt()
+}
+
+// Interrupt makes a Next that is waiting, or the next one to wait, check
+// at once whether the writer is still alive, instead of at the next
+// liveness interval. Unlike the other methods it may be called from any
+// goroutine, for example by one that saw the writer's control connection
+// close, but not after Close (which unmaps what it touches).
+func (r *Reader) Interrupt() {
+	atomic.StoreUint32(&r.checkNow, 1)
+	if r.wakeSeq != nil {
+		r.interrupt()
+	}
+}
+
 // checkEnd returns the error that ends a wait: the context's, or the
 // writer's closing or death (ErrWriterClosed, ErrWriterDead), which the
 // caller confirms with one more look at the ring.
 func (r *Reader) checkEnd(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if atomic.LoadUint32(&r.canceled) != 0 {
+		return ErrCanceled
 	}
 	if r.end != nil {
 		return r.end
@@ -527,7 +554,7 @@ func (r *Reader) checkEnd(ctx context.Context) error {
 		return ErrWriterClosed
 	}
 	now := clock.Mono()
-	if now-r.lastCheck < int64(r.cfg.LivenessInterval) {
+	if now-r.lastCheck < int64(r.cfg.LivenessInterval) && atomic.SwapUint32(&r.checkNow, 0) == 0 {
 		return nil
 	}
 	r.lastCheck = now

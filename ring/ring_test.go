@@ -571,3 +571,55 @@ func TestPrefault(t *testing.T) {
 		t.Fatal("Prefault changed the ring")
 	}
 }
+
+// Interrupt makes a waiting reader check the writer at once: with an hour
+// between liveness checks, only Interrupt can end this wait on a writer
+// that vanished without closing (here: its locks and mapping dropped, as
+// at kill -9).
+func TestInterruptChecksLivenessAtOnce(t *testing.T) {
+	dir := testDir(t)
+	w := mustCreate(t, Config{Dir: dir, Name: "intr", SlotSize: 16, Slots: 8})
+	r := mustOpen(t, dir, "intr", ReaderConfig{LivenessInterval: time.Hour})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Next(context.Background())
+		errc <- err
+	}()
+	for atomic.LoadUint32(w.waiting) == 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	w.release() // as if killed: no closed flag, locks gone
+	r.Interrupt()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrWriterDead) {
+			t.Fatalf("Next = %v, want ErrWriterDead", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Interrupt did not end the wait")
+	}
+}
+
+func TestCancelEndsWait(t *testing.T) {
+	dir := testDir(t)
+	w := mustCreate(t, Config{Dir: dir, Name: "cancel", SlotSize: 16, Slots: 8})
+	defer w.Close()
+	for _, wait := range []Wait{WaitBlock, WaitSpin} {
+		r := mustOpen(t, dir, "cancel", ReaderConfig{Wait: wait, LivenessInterval: time.Hour})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.Next(context.Background())
+			errc <- err
+		}()
+		time.Sleep(5 * time.Millisecond)
+		r.Cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrCanceled) {
+				t.Fatalf("wait %v: Next = %v, want ErrCanceled", wait, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("wait %v: Cancel did not end Next", wait)
+		}
+	}
+}

@@ -66,9 +66,7 @@ func (s split64) store(v, prev uint64) {
 // hi1 and hi2, or a corrupt segment) it pairs lo with the high word of its
 // own epoch. The high word changes only as lo wraps, so a lo in the lower
 // half was stored after hi1 (new), one in the upper half before hi2 (old).
-// That holds for the cursor (+1 per store) and for any counter whose lo
-// moves by less than 2^31 between stores (the heartbeat, stored at least
-// every two seconds).
+// That holds for the cursor, which moves by one per store.
 func (s split64) load() uint64 {
 	var h1, l, h2 uint32
 	for range 8 {

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/internal/sys"
 )
 
@@ -55,7 +54,7 @@ func (r *Reader) Status() (Status, error) {
 	}
 	st := Status{
 		Published:    r.cursor.load(),
-		HeartbeatAge: time.Duration(clock.Mono() - int64(r.beat.load())),
+		HeartbeatAge: beatAge(r.beat),
 	}
 	start, err := processStart(r.hdr.WriterPID)
 	st.ProcessAlive = err == nil && start == r.hdr.WriterStart

@@ -26,13 +26,13 @@ type Writer struct {
 	mask           uint64
 
 	cursor    split64 // samples published, shared
-	heartbeat split64
+	heartbeat *uint32 // ms, see layout.go
 	closedW   *uint32
 	waiting   *uint32 // in the wake file
 	wakeSeq   *uint32 // in the wake file
 
 	next      uint64 // samples published; the writer's own copy of cursor
-	lastBeat  int64  // last heartbeat stored
+	lastBeat  int64  // Mono of the last heartbeat Publish stored
 	beatEvery int64
 	reserved  bool
 	fence     uint32 // process-local word for writeFence
@@ -111,10 +111,10 @@ func Create(cfg Config) (*Writer, error) {
 	}
 	writeHeader(w.mem, geo, &w.hdr)
 	w.cursor = newSplit64(w.mem, offCursor)
-	w.heartbeat = newSplit64(w.mem, offHeartbeat)
+	w.heartbeat = u32(w.mem, offHeartbeat)
 	w.closedW = u32(w.mem, offClosed)
 	w.lastBeat = clock.Mono()
-	w.heartbeat.store(uint64(w.lastBeat), 0)
+	storeBeat(w.heartbeat, w.lastBeat)
 
 	// The wake file first: once the ring file has its name, readers find
 	// everything in place. A live writer holds its wake file locked too,
@@ -300,7 +300,7 @@ func (w *Writer) commit(s slotRef, seq uint32, n int) {
 		w.wake()
 	}
 	if now-w.lastBeat >= w.beatEvery {
-		w.heartbeat.store(uint64(now), uint64(w.lastBeat))
+		storeBeat(w.heartbeat, now)
 		w.lastBeat = now
 	}
 }
@@ -314,14 +314,24 @@ func (w *Writer) wake() {
 
 // Heartbeat records that the writer is alive. Publish does it too; call it
 // at least every heartbeat interval while not publishing, so readers can
-// tell a quiet writer from a hung one.
+// tell a quiet writer from a hung one. Unlike the other methods it is safe
+// to call from any goroutine, concurrently with Publish.
 func (w *Writer) Heartbeat() {
-	if w.closed {
-		return
+	if w.heartbeat != nil {
+		storeBeat(w.heartbeat, clock.Mono())
 	}
-	now := clock.Mono()
-	w.heartbeat.store(uint64(now), uint64(w.lastBeat))
-	w.lastBeat = now
+}
+
+// storeBeat stores a heartbeat: CLOCK_MONOTONIC in milliseconds, modulo
+// 2^32. One 32-bit word, so concurrent stores are safe; ages computed by
+// wrapping subtraction are right up to 49 days.
+func storeBeat(p *uint32, mono int64) {
+	atomic.StoreUint32(p, uint32(mono/1e6)) // no ordering needed: a timestamp on its own
+}
+
+// beatAge returns the time since the heartbeat stored in p.
+func beatAge(p *uint32) time.Duration {
+	return time.Duration(uint32(clock.Mono()/1e6)-atomic.LoadUint32(p)) * time.Millisecond
 }
 
 // ReaderFiles opens the ring again for a reader in another process, as a

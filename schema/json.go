@@ -22,6 +22,9 @@ func (s *Schema) ToJSON(b []byte) ([]byte, error) {
 // Decode decodes one message of this schema from b into a new value
 // (a pointer to the schema's Go type).
 func (s *Schema) Decode(b []byte) (Message, error) {
+	if err := s.checkSize(b); err != nil {
+		return nil, err
+	}
 	v := s.newValue()
 	rest, err := v.UnmarshalMsg(b)
 	if err != nil {

@@ -55,6 +55,11 @@ type Schema struct {
 
 	goType   reflect.Type
 	newValue func() Message
+	// checkLengths: the type has slices or maps (other than []byte), whose
+	// msgp-generated decoders allocate what a length header claims before
+	// reading the elements; such messages are walked first (msgp.Skip
+	// fails on lengths the bytes cannot hold).
+	checkLengths bool
 }
 
 // MaxNameLen bounds a schema name (it is stored in the ring header).
@@ -105,6 +110,7 @@ func Define[T any, P Ptr[T]](name string, version int) (*Schema, error) {
 		goType:   t,
 		newValue: func() Message { return P(new(T)) },
 	}
+	s.checkLengths = strings.Contains(s.Layout, "[]") || strings.Contains(s.Layout, "map[")
 	h := fnv.New64a()
 	h.Write([]byte(name + "\x00" + strconv.Itoa(version) + "\x00" + s.Layout))
 	s.Fingerprint = h.Sum64()
@@ -207,6 +213,18 @@ func (s *Schema) Check(h ring.Header) error {
 func (s *Schema) RingConfig(cfg ring.Config) ring.Config {
 	cfg.SchemaName, cfg.SchemaFingerprint = s.Name, s.Fingerprint
 	return cfg
+}
+
+// checkSize refuses a message whose length headers claim more than its
+// bytes hold, before a generated decoder allocates for them.
+func (s *Schema) checkSize(b []byte) error {
+	if !s.checkLengths {
+		return nil
+	}
+	if _, err := msgp.Skip(b); err != nil {
+		return &DecodeError{Schema: s.Name, Err: err}
+	}
+	return nil
 }
 
 // DecodeError is an ErrDecode with the reason.

@@ -336,3 +336,23 @@ func TestAnyToJSON(t *testing.T) {
 		t.Fatalf("DecodeAny = %v, %v", v, err)
 	}
 }
+
+// A length header claiming a billion elements is refused before the
+// generated decoder allocates for it.
+func TestAbsurdSliceLengthIsRefused(t *testing.T) {
+	gusts := MustDefine[windtype.Gusts]("acme.Gusts", 1)
+	if !gusts.checkLengths || IMUSchema.checkLengths {
+		t.Fatal("length checking should apply to types with slices only")
+	}
+	b := msgp.AppendArrayHeader(nil, 3)
+	b = msgp.AppendInt64(b, 1)
+	b = msgp.AppendUint32(b, 2)
+	b = append(b, 0xdd, 0x3b, 0x9a, 0xca, 0x00) // array32 of 1e9 floats, none present
+	if _, err := gusts.Decode(b); !errors.Is(err, ErrDecode) {
+		t.Fatalf("Decode = %v, want ErrDecode", err)
+	}
+	ok, _ := (&windtype.Gusts{Speeds: []float32{1, 2.5}}).MarshalMsg(nil)
+	if v, err := gusts.Decode(ok); err != nil || len(v.(*windtype.Gusts).Speeds) != 2 {
+		t.Fatalf("a valid message: %v %v", v, err)
+	}
+}

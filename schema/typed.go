@@ -39,7 +39,9 @@ func Encode[T any, P Ptr[T]](w *ring.Writer, v *T) error {
 // Decode decodes a whole message of type T from b into dst, reusing dst's
 // storage: for types without variable-length fields it allocates nothing.
 // Bytes that are not exactly one valid message give a *DecodeError
-// (errors.Is ErrDecode).
+// (errors.Is ErrDecode). For a type with slices or maps of other than
+// bytes, put a //msgp:limit directive on it, or decode through a Reader or
+// Schema.Decode, which check length headers first.
 func Decode[T any, P Ptr[T]](b []byte, dst *T) error {
 	rest, err := P(dst).UnmarshalMsg(b)
 	if err != nil {
@@ -104,7 +106,11 @@ func (tr *Reader[T, P]) Next(ctx context.Context, dst *T) (ring.Sample, error) {
 	if err != nil {
 		return s, err
 	}
-	if err := Decode[T, P](s.Data, dst); err != nil {
+	err = tr.schema.checkSize(s.Data)
+	if err == nil {
+		err = Decode[T, P](s.Data, dst)
+	}
+	if err != nil {
 		tr.errors++
 		var de *DecodeError
 		if errors.As(err, &de) {

@@ -336,3 +336,111 @@ func Kernel() (release, version string) {
 	}
 	return unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Version[:])
 }
+
+// LockDir takes an exclusive flock on directory path, waiting at most
+// timeout. It returns the descriptor to pass to UnlockDir. The lock is the
+// kernel's: it goes when the process dies.
+func LockDir(path string, timeout time.Duration) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return fd, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		if time.Now().After(deadline) {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "flock", Path: path, Err: unix.ETIMEDOUT}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// UnlockDir releases a lock taken with LockDir.
+func UnlockDir(fd int) error { return unix.Close(fd) }
+
+// Inotify events used by the bus.
+const (
+	InCreate    = unix.IN_CREATE
+	InMovedTo   = unix.IN_MOVED_TO
+	InDelete    = unix.IN_DELETE
+	InEventSize = unix.SizeofInotifyEvent
+)
+
+// WatchDir returns a non-blocking inotify descriptor watching dir for the
+// events in mask. Read it through os.NewFile so reads honour deadlines.
+func WatchDir(dir string, mask uint32) (int, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+	}
+	return fd, nil
+}
+
+// InotifyNames parses a buffer of inotify events into the names they
+// carry.
+func InotifyNames(b []byte) []string {
+	var names []string
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		n := int(ev.Len)
+		end := unix.SizeofInotifyEvent + n
+		if end > len(b) {
+			break
+		}
+		names = append(names, unix.ByteSliceToString(b[unix.SizeofInotifyEvent:end]))
+		b = b[end:]
+	}
+	return names
+}
+
+// Cred is a peer's credentials.
+type Cred struct{ PID, UID, GID int }
+
+// PeerCred returns the credentials of the process at the other end of the
+// Unix socket fd (SO_PEERCRED: as they were when it connected).
+func PeerCred(fd int) (Cred, error) {
+	u, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return Cred{}, err
+	}
+	return Cred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}, nil
+}
+
+// UnixRights encodes descriptors as an SCM_RIGHTS control message.
+func UnixRights(fds ...int) []byte { return unix.UnixRights(fds...) }
+
+// ParseRights returns the descriptors in the SCM_RIGHTS messages of oob.
+func ParseRights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	for i := range msgs {
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			continue
+		}
+		fds = append(fds, got...)
+	}
+	return fds, nil
+}
+
+// MsgTrunc is the recvmsg flag for a message cut short.
+const MsgTrunc = unix.MSG_TRUNC
+
+// Dup duplicates fd (close-on-exec). The copy shares the open file
+// description, and so its access mode: no permission check on any path.
+func Dup(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }

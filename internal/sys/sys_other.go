@@ -68,3 +68,23 @@ func LockMemory(onFault bool) error                   { return ErrNotSupported }
 func UnlockMemory() error                             { return ErrNotSupported }
 func Prefault(b []byte, write bool) error             { return ErrNotSupported }
 func Kernel() (release, version string)               { return "", "" }
+
+const (
+	InCreate    = 0
+	InMovedTo   = 0
+	InDelete    = 0
+	InEventSize = 16
+	MsgTrunc    = 0
+)
+
+type Cred struct{ PID, UID, GID int }
+
+func LockDir(path string, timeout time.Duration) (int, error) { return -1, ErrNotSupported }
+func UnlockDir(fd int) error                                  { return ErrNotSupported }
+func WatchDir(dir string, mask uint32) (int, error)           { return -1, ErrNotSupported }
+func InotifyNames(b []byte) []string                          { return nil }
+func PeerCred(fd int) (Cred, error)                           { return Cred{}, ErrNotSupported }
+func UnixRights(fds ...int) []byte                            { return nil }
+func ParseRights(oob []byte) ([]int, error)                   { return nil, ErrNotSupported }
+
+func Dup(fd int) (int, error) { return -1, ErrNotSupported }

@@ -15,3 +15,13 @@ type Wind struct {
 	Direction float32 `json:"direction"` // degrees from north, where it blows from
 	Gust      float32 `json:"gust"`      // m/s, highest over the last 10 s
 }
+
+//msgp:tuple Gusts
+
+// Gusts carries a variable number of readings: a slice field, decoded
+// safely through schema.Reader or Schema.Decode even without a limit.
+type Gusts struct {
+	Time   int64     `json:"time"`
+	Sensor uint32    `json:"sensor"`
+	Speeds []float32 `json:"speeds"`
+}

@@ -7,6 +7,145 @@ import (
 )
 
 // DecodeMsg implements msgp.Decodable
+func (z *Gusts) DecodeMsg(dc *msgp.Reader) (err error) {
+	var zb0001 uint32
+	zb0001, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.Time, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "Time")
+		return
+	}
+	z.Sensor, err = dc.ReadUint32()
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	var zb0002 uint32
+	zb0002, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Speeds")
+		return
+	}
+	if cap(z.Speeds) >= int(zb0002) {
+		z.Speeds = (z.Speeds)[:zb0002]
+	} else {
+		z.Speeds = make([]float32, zb0002)
+	}
+	for za0001 := range z.Speeds {
+		z.Speeds[za0001], err = dc.ReadFloat32()
+		if err != nil {
+			err = msgp.WrapError(err, "Speeds", za0001)
+			return
+		}
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *Gusts) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 3
+	err = en.Append(0x93)
+	if err != nil {
+		return
+	}
+	err = en.WriteInt64(z.Time)
+	if err != nil {
+		err = msgp.WrapError(err, "Time")
+		return
+	}
+	err = en.WriteUint32(z.Sensor)
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Speeds)))
+	if err != nil {
+		err = msgp.WrapError(err, "Speeds")
+		return
+	}
+	for za0001 := range z.Speeds {
+		err = en.WriteFloat32(z.Speeds[za0001])
+		if err != nil {
+			err = msgp.WrapError(err, "Speeds", za0001)
+			return
+		}
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Gusts) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 3
+	o = append(o, 0x93)
+	o = msgp.AppendInt64(o, z.Time)
+	o = msgp.AppendUint32(o, z.Sensor)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Speeds)))
+	for za0001 := range z.Speeds {
+		o = msgp.AppendFloat32(o, z.Speeds[za0001])
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Gusts) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.Time, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Time")
+		return
+	}
+	z.Sensor, bts, err = msgp.ReadUint32Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Speeds")
+		return
+	}
+	if cap(z.Speeds) >= int(zb0002) {
+		z.Speeds = (z.Speeds)[:zb0002]
+	} else {
+		z.Speeds = make([]float32, zb0002)
+	}
+	for za0001 := range z.Speeds {
+		z.Speeds[za0001], bts, err = msgp.ReadFloat32Bytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Speeds", za0001)
+			return
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Gusts) Msgsize() (s int) {
+	s = 1 + msgp.Int64Size + msgp.Uint32Size + msgp.ArrayHeaderSize + (len(z.Speeds) * (msgp.Float32Size))
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
 func (z *Wind) DecodeMsg(dc *msgp.Reader) (err error) {
 	var zb0001 uint32
 	zb0001, err = dc.ReadArrayHeader()

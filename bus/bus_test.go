@@ -1,0 +1,560 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sensorbus/sensorbus/ring"
+	"github.com/sensorbus/sensorbus/schema"
+)
+
+// A publisher process and four subscriber processes: every subscriber
+// accounts for every sample and sees none corrupt.
+func TestPublisherAndFourSubscribers(t *testing.T) {
+	opts := testBus(t)
+	const count = 200_000
+	env := append(optsEnv(opts), "BUS_TOPIC=imu", "BUS_COUNT="+strconv.Itoa(count), "BUS_SLOTS=1024")
+	pub := startChild(t, "", "publisher", env, nil)
+	pub.expect("ready")
+	var subs []*child
+	for _, wait := range []string{"block", "spin", "block", "spin"} {
+		s := startChild(t, "", "subscriber", append(env, "BUS_WAIT="+wait), nil)
+		s.expect("subscribing")
+		s.expect("attached")
+		subs = append(subs, s)
+	}
+	// The publisher knows its subscribers.
+	info, err := Info(opts, "imu")
+	if err != nil || info.State != "live" || info.Subscribers != 4 || len(info.PeerPIDs) != 4 {
+		t.Fatalf("Info before publishing: %+v, %v", info, err)
+	}
+	pub.send("go")
+	pub.expect("published")
+	pub.send("close")
+	for k, s := range subs {
+		res := s.result()
+		t.Logf("subscriber %d: %+v", k, res)
+		if res.Corrupt != 0 || res.OutOfOrder != 0 || res.Received+res.Lost != count || res.End != "closed" || res.Received == 0 {
+			t.Errorf("subscriber %d: %+v; want received+lost = %d, none corrupt, ended closed", k, res, count)
+		}
+	}
+	pub.cmd.Wait()
+}
+
+// A subscriber started before its publisher attaches when it appears.
+func TestSubscriberStartedBeforePublisher(t *testing.T) {
+	opts := testBus(t)
+	env := append(optsEnv(opts), "BUS_TOPIC=late", "BUS_COUNT=1000")
+	sub := startChild(t, "", "subscriber", env, nil)
+	sub.expect("subscribing")
+	pub := startChild(t, "", "publisher", env, nil)
+	pub.expect("ready")
+	sub.expect("attached")
+	pub.send("go")
+	pub.expect("published")
+	pub.send("close")
+	if res := sub.result(); res.Received != 1000 || res.Lost != 0 || res.Corrupt != 0 {
+		t.Fatalf("late-started publisher: %+v", res)
+	}
+	pub.cmd.Wait()
+}
+
+// A publisher killed -9 and restarted: subscribers re-attach to the new
+// generation, report the restart, and account for both generations.
+func TestPublisherKilledAndRestarted(t *testing.T) {
+	opts := testBus(t)
+	env := append(optsEnv(opts), "BUS_TOPIC=restart", "BUS_SLOTS=4096")
+	a := startChild(t, "", "publisher", append(env, "BUS_COUNT=0", "BUS_RATE=20000"), nil)
+	a.expect("ready")
+	var subs []*child
+	for _, wait := range []string{"block", "spin"} {
+		s := startChild(t, "", "subscriber", append(env, "BUS_REATTACH=1", "BUS_WAIT="+wait), nil)
+		s.expect("subscribing")
+		s.expect("attached")
+		subs = append(subs, s)
+	}
+	a.send("go")
+	for _, s := range subs {
+		s.expect("progress") // 1000 samples in
+	}
+	a.kill9()
+	dead, err := Info(opts, "restart")
+	if err != nil || dead.State != "dead" {
+		t.Fatalf("after kill -9: %+v, %v", dead, err)
+	}
+	// The next publisher of the topic replaces the dead one's files.
+	const second = 3000
+	b := startChild(t, "", "publisher", append(env, "BUS_COUNT="+strconv.Itoa(second), "BUS_GEN=2"), nil)
+	b.expect("ready")
+	b.send("go")
+	b.expect("published")
+	// Let the subscribers take the second generation in, then stop them.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		info, _ := Info(opts, "restart")
+		if info.Subscribers == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for k, s := range subs {
+		s.send("stop")
+		res := s.result()
+		t.Logf("subscriber %d: %+v (first publisher published %d)", k, res, dead.Published)
+		if res.Restarts != 1 || res.Corrupt != 0 || res.OutOfOrder != 0 {
+			t.Errorf("subscriber %d: %+v; want 1 restart, nothing corrupt or out of order", k, res)
+		}
+		if res.Received+res.Lost != dead.Published+second {
+			t.Errorf("subscriber %d: received %d + lost %d != %d + %d published by the two publishers", k, res.Received, res.Lost, dead.Published, second)
+		}
+	}
+	b.send("close")
+	b.cmd.Wait()
+}
+
+// Samples a restarted publisher overwrote before the subscriber came back
+// are reported as lost on the first sample after the restart.
+func TestLossAcrossRestartIsReported(t *testing.T) {
+	opts := testBus(t)
+	cfg := PublisherConfig{Options: opts, Topic: "gen", Slots: 1024, SlotSize: 64}
+	a, err := NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "gen", Untyped: true, Start: ring.FromOldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	buf := make([]byte, 64)
+	for i := range uint64(10) {
+		a.Publish(payload(buf, i, 1))
+	}
+	a.Close()
+	b, err := NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const second = 5000 // more than the 1024 slots hold
+	for i := range uint64(second) {
+		b.Publish(payload(buf, i, 2))
+	}
+	for i := range uint64(10) {
+		s, err := sub.Next(context.Background())
+		if err != nil || s.Index != i || s.Restarted {
+			t.Fatalf("first generation sample %d: %+v %v", i, s, err)
+		}
+	}
+	s, err := sub.Next(context.Background())
+	if err != nil || !s.Restarted || s.Index != second-1024 || s.Lost != second-1024 {
+		t.Fatalf("first sample after the restart: index %d lost %d restarted %v (%v); want index and lost %d",
+			s.Index, s.Lost, s.Restarted, err, second-1024)
+	}
+	st := sub.Stats()
+	if st.Restarts != 1 || st.Received != 11 || st.Lost != second-1024 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSecondPublisherRefused(t *testing.T) {
+	opts := testBus(t)
+	env := append(optsEnv(opts), "BUS_TOPIC=busy", "BUS_COUNT=1")
+	pub := startChild(t, "", "publisher", env, nil)
+	pub.expect("ready")
+	_, err := NewPublisher(PublisherConfig{Options: opts, Topic: "busy"})
+	var be *TopicBusyError
+	if !errors.As(err, &be) || !errors.Is(err, ErrTopicBusy) || be.PID != pub.cmd.Process.Pid {
+		t.Fatalf("second publisher: %v; want ErrTopicBusy naming pid %d", err, pub.cmd.Process.Pid)
+	}
+	second := startChild(t, "", "publisher", env, nil)
+	second.expect("error: bus: topic \"busy\" already has a live publisher (pid " + strconv.Itoa(pub.cmd.Process.Pid))
+	pub.send("go")
+	pub.expect("published")
+	pub.send("close")
+	pub.cmd.Wait()
+}
+
+func TestSchemaMismatchNamesBoth(t *testing.T) {
+	opts := testBus(t)
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "typed", Schema: schema.ScalarSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "typed", Schema: schema.IMUSchema})
+	if !errors.Is(err, ErrSchemaMismatch) || !strings.Contains(err.Error(), "sensorbus.IMU") || !strings.Contains(err.Error(), "sensorbus.Scalar") {
+		t.Fatalf("IMU subscriber on a Scalar topic: %v", err)
+	}
+	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "typed", Schema: schema.ScalarSchema, NoReattach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := schema.NewWriter[schema.Scalar](p.Ring(), schema.ScalarSchema)
+	w.Publish(&schema.Scalar{Value: 21.5, Unit: schema.UnitCelsius})
+	s, err := sub.Next(context.Background())
+	var v schema.Scalar
+	if err != nil || schema.Decode(s.Data, &v) != nil || v.Value != 21.5 {
+		t.Fatalf("typed sample: %+v %v", v, err)
+	}
+	sub.Close()
+}
+
+func TestNoPublisher(t *testing.T) {
+	opts := testBus(t)
+	start := time.Now()
+	_, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "nobody", WaitForPublisher: 200 * time.Millisecond})
+	if !errors.Is(err, ErrNoPublisher) || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("Subscribe with nobody publishing: %v after %v", err, time.Since(start))
+	}
+}
+
+// copyTestBinary puts the test binary where user nobody may run it.
+func copyTestBinary(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bus-child-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "bus.test")
+	src, _ := os.Open(os.Args[0])
+	defer src.Close()
+	dst, _ := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	io.Copy(dst, src)
+	dst.Close()
+	return bin
+}
+
+// The publisher admits its own uid and root by default, and others only
+// through its allow lists; the refused peer is told why.
+func TestACLRefusesAnotherUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as another user (CI runs as root)")
+	}
+	const nobody = 65534
+	opts := testBus(t)
+	opts.SharedGID = nobody // the child must reach the socket to be refused by the ACL
+	os.Chmod(filepath.Dir(opts.Dir), 0o755)
+	bin := copyTestBinary(t)
+	env := append(optsEnv(opts), "BUS_TOPIC=acl", "BUS_GID="+strconv.Itoa(nobody))
+	cred := &syscall.Credential{Uid: nobody, Gid: nobody}
+
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "acl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, bin, "subscriber", env, cred)
+	c.expect("subscribing")
+	c.expect("error: bus: topic \"acl\" refused access: uid 65534")
+	if err := c.cmd.Wait(); err == nil || c.cmd.ProcessState.ExitCode() != 4 {
+		t.Fatalf("refused subscriber exited %v", err)
+	}
+	p.Close()
+
+	// Listed: admitted, and it reads through the descriptors alone.
+	p, err = NewPublisher(PublisherConfig{Options: opts, Topic: "acl", AllowUIDs: []int{nobody}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = startChild(t, bin, "subscriber", env, cred)
+	c.expect("subscribing")
+	c.expect("attached")
+	p.Publish(payload(make([]byte, 64), 0, 1))
+	p.Close()
+	if res := c.result(); res.Received != 1 || res.Corrupt != 0 {
+		t.Fatalf("admitted subscriber: %+v", res)
+	}
+}
+
+// rawConn connects to a topic's socket without speaking the protocol.
+func rawConn(t *testing.T, opts Options, topic string) *net.UnixConn {
+	t.Helper()
+	b, err := opts.open(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: b.socketPath(topic), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func readResponse(t *testing.T, c *net.UnixConn) Response {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, MaxMessage+1)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	var r Response
+	if _, err := r.UnmarshalMsg(buf[:n]); err != nil {
+		t.Fatalf("response does not decode: %v", err)
+	}
+	return r
+}
+
+// Garbage, oversized messages, a wrong version and an unknown operation
+// each get an error reply; the publisher keeps serving.
+func TestGarbageOnControlSocket(t *testing.T) {
+	opts := testBus(t)
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := rawConn(t, opts, "g")
+	defer c.Close()
+	req := func(r Request) []byte { b, _ := r.MarshalMsg(nil); return b }
+	cases := []struct {
+		name string
+		msg  []byte
+		code uint8
+		want string
+	}{
+		{"random bytes", []byte("\xc1\xff\x00garbage"), CodeBadRequest, "malformed"},
+		{"oversized", make([]byte, 10*MaxMessage), CodeBadRequest, "exceeds 4096"},
+		{"wrong version", req(Request{Version: 99, Op: OpAttach}), CodeVersion, "version 99"},
+		{"unknown op", req(Request{Version: ProtocolVersion, Op: 77}), CodeBadRequest, "unknown operation"},
+		{"trailing bytes", append(req(Request{Version: ProtocolVersion, Op: OpDescribe}), 0xc0), CodeBadRequest, "after the request"},
+		{"empty array", []byte{0x90}, CodeBadRequest, "malformed"},
+	}
+	for _, tc := range cases {
+		if _, err := c.Write(tc.msg); err != nil {
+			t.Fatalf("%s: write: %v", tc.name, err)
+		}
+		r := readResponse(t, c)
+		if r.Code != tc.code || !strings.Contains(r.Error, tc.want) {
+			t.Errorf("%s: code %d %q, want code %d with %q", tc.name, r.Code, r.Error, tc.code, tc.want)
+		}
+	}
+	// Descriptors sent by a client are not kept (no leak), and the
+	// publisher still answers.
+	f, _ := os.Open("/dev/null")
+	c.WriteMsgUnix(req(Request{Version: ProtocolVersion, Op: OpDescribe}), syscall.UnixRights(int(f.Fd())), nil)
+	f.Close()
+	if r := readResponse(t, c); r.Code != CodeOK || r.Topic.Topic != "g" {
+		t.Fatalf("describe after garbage: %+v", r)
+	}
+	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "g", Untyped: true, NoReattach: true})
+	if err != nil {
+		t.Fatalf("subscriber after garbage: %v", err)
+	}
+	sub.Close()
+}
+
+// A client that connects and says nothing delays nobody and is dropped.
+func TestSilentClient(t *testing.T) {
+	opts := testBus(t)
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "s", RequestTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	silent := rawConn(t, opts, "s")
+	defer silent.Close()
+	start := time.Now()
+	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "s", Untyped: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Errorf("a subscriber waited %v behind a silent client", d)
+	}
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 64)); err != io.EOF {
+		t.Fatalf("silent client: read %v, want EOF when the publisher drops it", err)
+	}
+}
+
+// GC, run over and over while publishers start, live and die, removes
+// dead publishers' files and never a live one's.
+func TestGCRacingRestartingPublisher(t *testing.T) {
+	opts := testBus(t)
+	env := append(optsEnv(opts), "BUS_TOPIC=race", "BUS_COUNT=10")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var gcErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := GC(opts); err != nil && gcErr == nil {
+				gcErr = err
+			}
+		}
+	}()
+	for i := range 15 {
+		p := startChild(t, "", "publisher", env, nil)
+		p.expect("ready")
+		// Live: its files are all there and it serves, GC or not.
+		for range 3 {
+			info, err := Info(opts, "race")
+			if err != nil || info.State != "live" || info.Socket == "" || info.Segment == "" {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("round %d: live publisher's topic looks %+v, %v", i, info, err)
+			}
+		}
+		sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "race", Untyped: true, NoReattach: true})
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("round %d: subscribe to a live publisher: %v", i, err)
+		}
+		sub.Close()
+		if i%2 == 0 {
+			p.kill9()
+		} else {
+			p.send("go")
+			p.expect("published")
+			p.send("close")
+			p.cmd.Wait()
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if gcErr != nil {
+		t.Fatal(gcErr)
+	}
+	removed, err := GC(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("final GC removed %v", removed)
+	if topics, _ := List(opts); len(topics) != 0 {
+		t.Fatalf("after the final GC: %+v", topics)
+	}
+}
+
+func TestGCAfterKill9LeavesNothing(t *testing.T) {
+	opts := testBus(t)
+	p := startChild(t, "", "publisher", append(optsEnv(opts), "BUS_TOPIC=crash"), nil)
+	p.expect("ready")
+	p.kill9()
+	topics, err := List(opts)
+	if err != nil || len(topics) != 1 || topics[0].State != "dead" {
+		t.Fatalf("List after kill -9: %+v, %v", topics, err)
+	}
+	removed, err := GC(opts)
+	if err != nil || len(removed) != 3 {
+		t.Fatalf("GC removed %v, %v; want the ring, its wake file and the socket", removed, err)
+	}
+}
+
+func TestBusDirChecks(t *testing.T) {
+	root := t.TempDir()
+	worldWritable := filepath.Join(root, "ww")
+	os.Mkdir(worldWritable, 0o777)
+	os.Chmod(worldWritable, 0o777)
+	link := filepath.Join(root, "link")
+	os.Symlink(worldWritable, link)
+	file := filepath.Join(root, "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, dir := range []string{worldWritable, link, file} {
+		if _, err := NewPublisher(PublisherConfig{Options: Options{Dir: dir}, Topic: "x"}); !errors.Is(err, ErrBadDir) {
+			t.Errorf("bus dir %s: %v, want ErrBadDir", dir, err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(root, "other")
+		os.Mkdir(other, 0o700)
+		os.Chown(other, 65534, 65534)
+		if _, err := NewPublisher(PublisherConfig{Options: Options{Dir: other}, Topic: "x"}); !errors.Is(err, ErrBadDir) || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("bus dir of another user: %v", err)
+		}
+	}
+	fresh := filepath.Join(root, "new", "bus")
+	if err := checkDir(fresh, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(fresh); st.Mode().Perm() != 0o700 {
+		t.Errorf("new bus dir mode %v", st.Mode().Perm())
+	}
+}
+
+func TestTopicValidation(t *testing.T) {
+	for _, bad := range []string{"", ".hidden", "-x", "a/b", "sp ace", strings.Repeat("x", MaxTopicLen+1), "x" + ring.WakeSuffix} {
+		if ValidTopic(bad) == nil {
+			t.Errorf("topic %q accepted", bad)
+		}
+	}
+	if err := ValidTopic("imu.front-left_2"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDefaultDir(t *testing.T) {
+	t.Setenv(EnvDir, "/somewhere/bus")
+	if d := DefaultDir(); d != "/somewhere/bus" {
+		t.Errorf("with %s set: %s", EnvDir, d)
+	}
+	t.Setenv(EnvDir, "")
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	if d := DefaultDir(); d != "/run/user/1000/sensorbus" {
+		t.Errorf("with XDG_RUNTIME_DIR: %s", d)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	want := "/tmp/sensorbus-" + strconv.Itoa(os.Geteuid())
+	if os.Geteuid() == 0 {
+		want = "/run/sensorbus"
+	}
+	if d := DefaultDir(); d != want {
+		t.Errorf("default: %s, want %s", d, want)
+	}
+}
+
+func FuzzRequestDecode(f *testing.F) {
+	for _, r := range []Request{{Version: 1, Op: OpAttach, Schema: "sensorbus.IMU", Fingerprint: 42}, {Version: 1, Op: OpDescribe, Untyped: true}} {
+		b, _ := r.MarshalMsg(nil)
+		f.Add(b)
+	}
+	f.Add([]byte{0x95, 0xdb, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Request
+		if _, err := r.UnmarshalMsg(b); err != nil {
+			return
+		}
+		if _, err := r.MarshalMsg(nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzResponseDecode(f *testing.F) {
+	r := Response{Version: 1, Topic: TopicDesc{Topic: "t", Schema: "s", Peers: []Peer{{PID: 1}}}}
+	b, _ := r.MarshalMsg(nil)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Response
+		if _, err := r.UnmarshalMsg(b); err != nil {
+			return
+		}
+		if len(r.Topic.Peers) > len(b) {
+			t.Fatalf("%d peers from %d bytes", len(r.Topic.Peers), len(b))
+		}
+	})
+}
+
+var _ = fmt.Sprint

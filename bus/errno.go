@@ -1,0 +1,5 @@
+package bus
+
+import "syscall"
+
+var errConnRefused error = syscall.ECONNREFUSED

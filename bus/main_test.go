@@ -1,0 +1,273 @@
+package bus
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sensorbus/sensorbus/ring"
+	"github.com/sensorbus/sensorbus/schema"
+	"github.com/sensorbus/sensorbus/testing/leakcheck"
+)
+
+const childEnv = "SENSORBUS_BUS_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role))
+	}
+	os.Exit(leakcheck.Run(m))
+}
+
+// testBus returns Options for a fresh bus whose directory and segments are
+// removed afterwards; the test fails if anything is left in either.
+func testBus(t testing.TB) Options {
+	t.Helper()
+	root, err := os.MkdirTemp("/dev/shm", "bustest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(root, 0o755)
+	opts := Options{Dir: filepath.Join(root, "bus"), ShmDir: filepath.Join(root, "shm")}
+	if err := os.Mkdir(opts.ShmDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var left []string
+		for _, d := range []string{opts.Dir, opts.ShmDir} {
+			ents, _ := os.ReadDir(d)
+			for _, e := range ents {
+				left = append(left, filepath.Join(filepath.Base(d), e.Name()))
+			}
+		}
+		os.RemoveAll(root)
+		if len(left) > 0 && !t.Failed() {
+			t.Errorf("files left behind: %v", left)
+		}
+	})
+	return opts
+}
+
+func optsEnv(o Options) []string {
+	return []string{"BUS_DIR=" + o.Dir, "BUS_SHM=" + o.ShmDir}
+}
+
+func childOpts() Options {
+	o := Options{Dir: os.Getenv("BUS_DIR"), ShmDir: os.Getenv("BUS_SHM")}
+	if g, err := strconv.Atoi(os.Getenv("BUS_GID")); err == nil {
+		o.SharedGID = g
+	}
+	return o
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// payload is sample i of generation gen: index, generation, filler, CRC.
+func payload(b []byte, i uint64, gen uint32) []byte {
+	b = b[:48]
+	binary.LittleEndian.PutUint64(b, i)
+	binary.LittleEndian.PutUint32(b[8:], gen)
+	for k := 12; k < 44; k++ {
+		b[k] = byte(i) ^ byte(k)
+	}
+	binary.LittleEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	return b
+}
+
+func validPayload(b []byte, i uint64) bool {
+	return len(b) == 48 && binary.LittleEndian.Uint64(b) == i && binary.LittleEndian.Uint32(b[44:]) == crc32.Checksum(b[:44], castagnoli)
+}
+
+type subResult struct {
+	Received, Lost, Corrupt, OutOfOrder, Restarts, RestartSamples uint64
+	End                                                           string
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func runChild(role string) int {
+	ctx := context.Background()
+	topic := os.Getenv("BUS_TOPIC")
+	switch role {
+	case "publisher":
+		p, err := NewPublisher(PublisherConfig{Options: childOpts(), Topic: topic, Slots: envInt("BUS_SLOTS", 1024), SlotSize: 64})
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		fmt.Println("ready")
+		in := bufio.NewScanner(os.Stdin)
+		if !in.Scan() { // "go"
+			return 1
+		}
+		count, rate := uint64(envInt("BUS_COUNT", 0)), envInt("BUS_RATE", 0)
+		gen := uint32(envInt("BUS_GEN", 1))
+		buf := make([]byte, 64)
+		start := time.Now()
+		for i := uint64(0); count == 0 || i < count; i++ {
+			if rate > 0 {
+				for time.Since(start) < time.Duration(i)*time.Second/time.Duration(rate) {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+			p.Publish(payload(buf, i, gen))
+		}
+		fmt.Println("published", count)
+		in.Scan() // "close"
+		if err := p.Close(); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		return 0
+	case "subscriber":
+		fmt.Println("subscribing")
+		cfg := SubscriberConfig{Options: childOpts(), Topic: topic, Untyped: true, Start: ring.FromOldest,
+			WaitForPublisher: 20 * time.Second, NoReattach: os.Getenv("BUS_REATTACH") == "", LivenessInterval: 20 * time.Millisecond}
+		if os.Getenv("BUS_WAIT") == "spin" {
+			cfg.Wait = ring.WaitSpin
+		}
+		sub, err := Subscribe(ctx, cfg)
+		if err != nil {
+			fmt.Println("error:", err)
+			if errors.Is(err, ErrPermission) {
+				return 4
+			}
+			return 1
+		}
+		fmt.Println("attached")
+		// "stop" on stdin closes the subscriber from another goroutine.
+		go func() {
+			in := bufio.NewScanner(os.Stdin)
+			for in.Scan() {
+				if in.Text() == "stop" {
+					sub.Close()
+					return
+				}
+			}
+		}()
+		var res subResult
+		next := uint64(0)
+		progress := uint64(1000)
+		for {
+			s, err := sub.Next(ctx)
+			if err != nil {
+				res.End = err.Error()
+				if errors.Is(err, ring.ErrWriterClosed) {
+					res.End = "closed"
+				} else if errors.Is(err, ErrClosed) {
+					res.End = "stopped"
+				}
+				break
+			}
+			if s.Restarted {
+				res.Restarts++
+				next = 0
+			}
+			if s.Index != next+s.Lost {
+				res.OutOfOrder++
+			}
+			if !validPayload(s.Data, s.Index) {
+				res.Corrupt++
+			}
+			next = s.Index + 1
+			res.Received++
+			res.Lost += s.Lost
+			if res.Received == progress {
+				fmt.Println("progress")
+				progress *= 10
+			}
+		}
+		st := sub.Stats()
+		if st.Received != res.Received || st.Lost != res.Lost || st.Restarts != res.Restarts {
+			fmt.Printf("error: Stats %+v disagree with what Next delivered %+v\n", st, res)
+			return 1
+		}
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		return 0
+	}
+	return 2
+}
+
+type child struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+func startChild(t testing.TB, bin, role string, env []string, cred *syscall.Credential) *child {
+	t.Helper()
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
+	cmd.Stderr = os.Stderr
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return c
+}
+
+func (c *child) expect(want string) {
+	c.t.Helper()
+	if !c.out.Scan() {
+		c.t.Fatalf("child ended before printing %q", want)
+	}
+	if got := c.out.Text(); !strings.HasPrefix(got, want) {
+		c.t.Fatalf("child printed %q, want %q", got, want)
+	}
+}
+
+func (c *child) send(line string) { io.WriteString(c.stdin, line+"\n") }
+
+func (c *child) result() subResult {
+	c.t.Helper()
+	var res subResult
+	for c.out.Scan() {
+		if line := c.out.Text(); strings.HasPrefix(line, "{") {
+			if err := json.Unmarshal([]byte(line), &res); err != nil {
+				c.t.Fatal(err)
+			}
+			c.cmd.Wait()
+			return res
+		} else if strings.HasPrefix(line, "error") {
+			c.t.Fatalf("subscriber: %s", line)
+		}
+	}
+	c.t.Fatal("subscriber ended without a result")
+	return res
+}
+
+func (c *child) kill9() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+}
+
+var _ = schema.IMUSchema
