@@ -558,3 +558,44 @@ func FuzzResponseDecode(f *testing.F) {
 }
 
 var _ = fmt.Sprint
+
+// A stopped (hung) publisher still holds its lock, so it is not dead; its
+// heartbeat ages, which is how a subscriber tells it from a quiet one.
+func TestHungPublisherShowsInHeartbeat(t *testing.T) {
+	opts := testBus(t)
+	pub := startChild(t, "", "publisher", append(optsEnv(opts), "BUS_TOPIC=hung", "BUS_COUNT=1"), nil)
+	pub.expect("ready")
+	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "hung", Untyped: true, NoReattach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	quiet, err := sub.PublisherStatus()
+	if err != nil || quiet.State != ring.WriterAlive || quiet.HeartbeatAge > 400*time.Millisecond {
+		t.Fatalf("quiet publisher: %+v %v", quiet, err)
+	}
+	pub.cmd.Process.Signal(syscall.SIGSTOP)
+	var hung ring.Status
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if hung, _ = sub.PublisherStatus(); hung.HeartbeatAge > time.Second {
+			break
+		}
+	}
+	if hung.State != ring.WriterAlive || hung.HeartbeatAge <= time.Second {
+		t.Fatalf("stopped publisher: %+v; want alive with a heartbeat older than 1s", hung)
+	}
+	pub.cmd.Process.Signal(syscall.SIGCONT)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, _ := sub.PublisherStatus()
+		if st.HeartbeatAge < 500*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("continued publisher's heartbeat still %v old", st.HeartbeatAge)
+		}
+	}
+	pub.send("go")
+	pub.expect("published")
+	pub.send("close")
+	pub.cmd.Wait()
+}
