@@ -35,9 +35,9 @@ BENCHCOUNT ?= 1
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./ring/ ./schema/ ./internal/...
 
-# The main job: a publisher and a subscriber process end to end.
+# The main job: a publisher and two subscribers end to end for about 10 s.
 demo:
-	$(GO) run ./cmd/ringdemo
+	bash scripts/demo.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

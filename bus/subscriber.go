@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -150,6 +152,11 @@ func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
 	resp, fds, err := roundTrip(conn, req, 2)
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			// The publisher closed or died while we attached: as good as
+			// not there yet.
+			return fmt.Errorf("%w: publisher went away during attach (%v)", ErrNoPublisher, err)
+		}
 		return err
 	}
 	if err := responseError(s.cfg.Topic, resp); err != nil {

@@ -444,3 +444,9 @@ const MsgTrunc = unix.MSG_TRUNC
 // Dup duplicates fd (close-on-exec). The copy shares the open file
 // description, and so its access mode: no permission check on any path.
 func Dup(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
+
+// IsTerminal reports whether fd is a terminal.
+func IsTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}

@@ -88,3 +88,5 @@ func UnixRights(fds ...int) []byte                            { return nil }
 func ParseRights(oob []byte) ([]int, error)                   { return nil, ErrNotSupported }
 
 func Dup(fd int) (int, error) { return -1, ErrNotSupported }
+
+func IsTerminal(fd int) bool { return false }
