@@ -28,10 +28,10 @@ const prog = "subscriber"
 
 type config struct {
 	topic, mode, wait, from, format, expectType, busDir, logLevel string
-	verify, stats, statsJSON                                     bool
-	count                                                        uint64
-	duration, waitForPublisher, interval                         time.Duration
-	rt                                                           app.RT
+	verify, stats, statsJSON                                      bool
+	count                                                         uint64
+	duration, waitForPublisher, interval                          time.Duration
+	rt                                                            app.RT
 }
 
 // Latency is the latency part of Stats, in nanoseconds.
