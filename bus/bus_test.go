@@ -599,3 +599,40 @@ func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 	pub.send("close")
 	pub.cmd.Wait()
 }
+
+// The hello carries the subscriber's mode; stats answers the live counters.
+func TestStatsAndSubscriberModes(t *testing.T) {
+	opts := testBus(t)
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "st"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var subs []*Subscriber
+	for _, mode := range []ring.Mode{ring.Stream, ring.Latest} {
+		s, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "st", Untyped: true, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		subs = append(subs, s)
+	}
+	for range 7 {
+		p.Publish([]byte("x"))
+	}
+	modes := map[uint8]int{}
+	for _, peer := range p.Subscribers() {
+		modes[peer.Mode]++
+	}
+	if modes[uint8(ring.Stream)] != 1 || modes[uint8(ring.Latest)] != 1 {
+		t.Fatalf("publisher sees modes %v", modes)
+	}
+	c := rawConn(t, opts, "st")
+	defer c.Close()
+	b, _ := (&Request{Version: ProtocolVersion, Op: OpStats}).MarshalMsg(nil)
+	c.Write(b)
+	r := readResponse(t, c)
+	if r.Code != CodeOK || r.Topic.Published != 7 || r.Topic.Subscribers != 2 || r.Topic.Schema != "" || r.Topic.Slots != 0 {
+		t.Fatalf("stats: %+v", r)
+	}
+}

@@ -27,6 +27,7 @@ const maxListedPeers = 32
 const (
 	OpAttach   = 1 // map the ring: the Response carries its descriptors
 	OpDescribe = 2 // schema, geometry, cursor, rate, subscribers, writer
+	OpStats    = 3 // the live counters only: cursor, rate, subscribers
 )
 
 // Response codes.
@@ -52,6 +53,7 @@ type Request struct {
 	Schema      string // expected schema name; "" with Untyped
 	Fingerprint uint64 // expected schema fingerprint
 	Untyped     bool   // accept any schema
+	Mode        uint8  // the subscriber's reading mode (ring.Stream or ring.Latest), for the publisher's list
 }
 
 // Response is the publisher's answer to one Request.
@@ -83,4 +85,5 @@ type Peer struct {
 	PID              int32
 	UID              uint32
 	AttachedUnixNano int64
+	Mode             uint8 // ring.Stream or ring.Latest
 }

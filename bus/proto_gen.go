@@ -24,8 +24,8 @@ func (z *Peer) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 3 {
-		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+	if zb0001 != 4 {
+		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
 		return
 	}
 	z.PID, err = dc.ReadInt32()
@@ -43,13 +43,18 @@ func (z *Peer) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "AttachedUnixNano")
 		return
 	}
+	z.Mode, err = dc.ReadUint8()
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
-func (z Peer) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 3
-	err = en.Append(0x93)
+func (z *Peer) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 4
+	err = en.Append(0x94)
 	if err != nil {
 		return
 	}
@@ -68,17 +73,23 @@ func (z Peer) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "AttachedUnixNano")
 		return
 	}
+	err = en.WriteUint8(z.Mode)
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
-func (z Peer) MarshalMsg(b []byte) (o []byte, err error) {
+func (z *Peer) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 3
-	o = append(o, 0x93)
+	// array header, size 4
+	o = append(o, 0x94)
 	o = msgp.AppendInt32(o, z.PID)
 	o = msgp.AppendUint32(o, z.UID)
 	o = msgp.AppendInt64(o, z.AttachedUnixNano)
+	o = msgp.AppendUint8(o, z.Mode)
 	return
 }
 
@@ -90,8 +101,8 @@ func (z *Peer) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 3 {
-		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+	if zb0001 != 4 {
+		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
 		return
 	}
 	z.PID, bts, err = msgp.ReadInt32Bytes(bts)
@@ -109,13 +120,18 @@ func (z *Peer) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "AttachedUnixNano")
 		return
 	}
+	z.Mode, bts, err = msgp.ReadUint8Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z Peer) Msgsize() (s int) {
-	s = 1 + msgp.Int32Size + msgp.Uint32Size + msgp.Int64Size
+func (z *Peer) Msgsize() (s int) {
+	s = 1 + msgp.Int32Size + msgp.Uint32Size + msgp.Int64Size + msgp.Uint8Size
 	return
 }
 
@@ -131,8 +147,8 @@ func (z *Request) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 5 {
-		err = msgp.ArrayError{Wanted: 5, Got: zb0001}
+	if zb0001 != 6 {
+		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
 		return
 	}
 	z.Version, err = dc.ReadUint8()
@@ -160,13 +176,18 @@ func (z *Request) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "Untyped")
 		return
 	}
+	z.Mode, err = dc.ReadUint8()
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *Request) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 5
-	err = en.Append(0x95)
+	// array header, size 6
+	err = en.Append(0x96)
 	if err != nil {
 		return
 	}
@@ -195,19 +216,25 @@ func (z *Request) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Untyped")
 		return
 	}
+	err = en.WriteUint8(z.Mode)
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Request) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 5
-	o = append(o, 0x95)
+	// array header, size 6
+	o = append(o, 0x96)
 	o = msgp.AppendUint8(o, z.Version)
 	o = msgp.AppendUint8(o, z.Op)
 	o = msgp.AppendString(o, z.Schema)
 	o = msgp.AppendUint64(o, z.Fingerprint)
 	o = msgp.AppendBool(o, z.Untyped)
+	o = msgp.AppendUint8(o, z.Mode)
 	return
 }
 
@@ -219,8 +246,8 @@ func (z *Request) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 5 {
-		err = msgp.ArrayError{Wanted: 5, Got: zb0001}
+	if zb0001 != 6 {
+		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
 		return
 	}
 	z.Version, bts, err = msgp.ReadUint8Bytes(bts)
@@ -248,13 +275,18 @@ func (z *Request) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Untyped")
 		return
 	}
+	z.Mode, bts, err = msgp.ReadUint8Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *Request) Msgsize() (s int) {
-	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.BoolSize
+	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.BoolSize + msgp.Uint8Size
 	return
 }
 
@@ -472,33 +504,9 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		z.Peers = make([]Peer, zb0002)
 	}
 	for za0001 := range z.Peers {
-		var zb0003 uint32
-		zb0003, err = dc.ReadArrayHeader()
+		err = z.Peers[za0001].DecodeMsg(dc)
 		if err != nil {
 			err = msgp.WrapError(err, "Peers", za0001)
-			return
-		}
-		if zb0003 > zf29ce768limitArrays {
-			err = msgp.ErrLimitExceeded
-			return
-		}
-		if zb0003 != 3 {
-			err = msgp.ArrayError{Wanted: 3, Got: zb0003}
-			return
-		}
-		z.Peers[za0001].PID, err = dc.ReadInt32()
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "PID")
-			return
-		}
-		z.Peers[za0001].UID, err = dc.ReadUint32()
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "UID")
-			return
-		}
-		z.Peers[za0001].AttachedUnixNano, err = dc.ReadInt64()
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "AttachedUnixNano")
 			return
 		}
 	}
@@ -573,24 +581,9 @@ func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
 		return
 	}
 	for za0001 := range z.Peers {
-		// array header, size 3
-		err = en.Append(0x93)
+		err = z.Peers[za0001].EncodeMsg(en)
 		if err != nil {
-			return
-		}
-		err = en.WriteInt32(z.Peers[za0001].PID)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "PID")
-			return
-		}
-		err = en.WriteUint32(z.Peers[za0001].UID)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "UID")
-			return
-		}
-		err = en.WriteInt64(z.Peers[za0001].AttachedUnixNano)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "AttachedUnixNano")
+			err = msgp.WrapError(err, "Peers", za0001)
 			return
 		}
 	}
@@ -615,11 +608,11 @@ func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.AppendUint32(o, z.Subscribers)
 	o = msgp.AppendArrayHeader(o, uint32(len(z.Peers)))
 	for za0001 := range z.Peers {
-		// array header, size 3
-		o = append(o, 0x93)
-		o = msgp.AppendInt32(o, z.Peers[za0001].PID)
-		o = msgp.AppendUint32(o, z.Peers[za0001].UID)
-		o = msgp.AppendInt64(o, z.Peers[za0001].AttachedUnixNano)
+		o, err = z.Peers[za0001].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Peers", za0001)
+			return
+		}
 	}
 	return
 }
@@ -707,29 +700,9 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		z.Peers = make([]Peer, zb0002)
 	}
 	for za0001 := range z.Peers {
-		var zb0003 uint32
-		zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		bts, err = z.Peers[za0001].UnmarshalMsg(bts)
 		if err != nil {
 			err = msgp.WrapError(err, "Peers", za0001)
-			return
-		}
-		if zb0003 != 3 {
-			err = msgp.ArrayError{Wanted: 3, Got: zb0003}
-			return
-		}
-		z.Peers[za0001].PID, bts, err = msgp.ReadInt32Bytes(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "PID")
-			return
-		}
-		z.Peers[za0001].UID, bts, err = msgp.ReadUint32Bytes(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "UID")
-			return
-		}
-		z.Peers[za0001].AttachedUnixNano, bts, err = msgp.ReadInt64Bytes(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Peers", za0001, "AttachedUnixNano")
 			return
 		}
 	}
@@ -739,6 +712,9 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *TopicDesc) Msgsize() (s int) {
-	s = 1 + msgp.StringPrefixSize + len(z.Topic) + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.Uint32Size + msgp.Uint32Size + msgp.Uint64Size + msgp.Int32Size + msgp.Int64Size + msgp.Uint64Size + msgp.Float64Size + msgp.Uint32Size + msgp.ArrayHeaderSize + (len(z.Peers) * (26 + msgp.Int32Size + msgp.Uint32Size + msgp.Int64Size))
+	s = 1 + msgp.StringPrefixSize + len(z.Topic) + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.Uint32Size + msgp.Uint32Size + msgp.Uint64Size + msgp.Int32Size + msgp.Int64Size + msgp.Uint64Size + msgp.Float64Size + msgp.Uint32Size + msgp.ArrayHeaderSize
+	for za0001 := range z.Peers {
+		s += z.Peers[za0001].Msgsize()
+	}
 	return
 }

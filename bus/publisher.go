@@ -312,6 +312,10 @@ func (p *Publisher) serve(c *net.UnixConn) {
 		switch req.Op {
 		case OpDescribe:
 			p.reply(c, log, Response{Code: CodeOK, Topic: p.Describe()}, nil)
+		case OpStats:
+			d := p.Describe()
+			live := TopicDesc{Topic: d.Topic, Published: d.Published, RateHz: d.RateHz, Subscribers: d.Subscribers, Peers: d.Peers}
+			p.reply(c, log, Response{Code: CodeOK, Topic: live}, nil)
 		case OpAttach:
 			if attached {
 				p.refuse(c, log, CodeBadRequest, "already attached on this connection")
@@ -322,7 +326,7 @@ func (p *Publisher) serve(c *net.UnixConn) {
 				p.refuse(c, log, CodeSchema, msg)
 				continue
 			}
-			if p.attach(c, log, cred) {
+			if p.attach(c, log, cred, req.Mode) {
 				attached = true
 				c.SetReadDeadline(time.Time{})
 			}
@@ -340,7 +344,7 @@ func describeDecodeErr(err error, rest int) string {
 }
 
 // attach hands the ring's descriptors to the peer.
-func (p *Publisher) attach(c *net.UnixConn, log *zap.Logger, cred sys.Cred) bool {
+func (p *Publisher) attach(c *net.UnixConn, log *zap.Logger, cred sys.Cred, mode uint8) bool {
 	rf, wf, err := p.w.ReaderFiles()
 	if err != nil {
 		p.refuse(c, log, CodeInternal, "cannot open the ring: "+err.Error())
@@ -352,7 +356,7 @@ func (p *Publisher) attach(c *net.UnixConn, log *zap.Logger, cred sys.Cred) bool
 		return false
 	}
 	p.mu.Lock()
-	p.peers[c] = Peer{PID: int32(cred.PID), UID: uint32(cred.UID), AttachedUnixNano: time.Now().UnixNano()}
+	p.peers[c] = Peer{PID: int32(cred.PID), UID: uint32(cred.UID), AttachedUnixNano: time.Now().UnixNano(), Mode: mode}
 	n := len(p.peers)
 	p.mu.Unlock()
 	log.Info("subscriber attached", zap.Int("subscribers", n))

@@ -145,7 +145,7 @@ func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
 	if err != nil {
 		return err
 	}
-	req := Request{Op: OpAttach, Untyped: s.cfg.Untyped}
+	req := Request{Op: OpAttach, Untyped: s.cfg.Untyped, Mode: uint8(s.cfg.Mode)}
 	if s.cfg.Schema != nil {
 		req.Schema, req.Fingerprint = s.cfg.Schema.Name, s.cfg.Schema.Fingerprint
 	}
