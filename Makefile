@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-short test-arm bench demo fmt vet lint cross clean
+.PHONY: all build test test-short test-arm bench demo soak soak-short fmt vet lint cross clean
 
 all: build
 
@@ -38,6 +38,15 @@ bench:
 # The main job: a publisher and two subscribers end to end for about 10 s.
 demo:
 	bash scripts/demo.sh
+
+# Soak: publishers and subscribers of three topics (one at 200 kHz) under
+# scheduled faults, then the checks (see testing/soak). soak-short is CI's.
+SOAK_DURATION ?= 4h
+soak:
+	$(GO) run ./testing/soak --duration $(SOAK_DURATION) --json soak.json
+
+soak-short:
+	$(GO) run ./testing/soak --duration 60s --fault-every 3s
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -608,14 +608,12 @@ func TestStatsAndSubscriberModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	var subs []*Subscriber
 	for _, mode := range []ring.Mode{ring.Stream, ring.Latest} {
 		s, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "st", Untyped: true, Mode: mode})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		subs = append(subs, s)
 	}
 	for range 7 {
 		p.Publish([]byte("x"))
