@@ -352,13 +352,18 @@ func (p *Publisher) attach(c *net.UnixConn, log *zap.Logger, cred sys.Cred, mode
 	}
 	defer rf.Close()
 	defer wf.Close()
-	if !p.reply(c, log, Response{Code: CodeOK, Topic: p.Describe()}, sys.UnixRights(int(rf.Fd()), int(wf.Fd()))) {
-		return false
-	}
+	// Counted before the answer goes out: once Subscribe returns, the
+	// publisher lists the subscriber.
 	p.mu.Lock()
 	p.peers[c] = Peer{PID: int32(cred.PID), UID: uint32(cred.UID), AttachedUnixNano: time.Now().UnixNano(), Mode: mode}
 	n := len(p.peers)
 	p.mu.Unlock()
+	if !p.reply(c, log, Response{Code: CodeOK, Topic: p.Describe()}, sys.UnixRights(int(rf.Fd()), int(wf.Fd()))) {
+		p.mu.Lock()
+		delete(p.peers, c)
+		p.mu.Unlock()
+		return false
+	}
 	log.Info("subscriber attached", zap.Int("subscribers", n))
 	return true
 }

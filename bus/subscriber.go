@@ -137,6 +137,9 @@ func (s *Subscriber) attach(ctx context.Context, wait time.Duration, start ring.
 		if err := waitForSocket(ctx, s.bus, s.cfg.Topic, left); err != nil && !errors.Is(err, ErrNoPublisher) {
 			return err
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 }
 
@@ -459,23 +462,28 @@ func closeFDs(fds []int) {
 	}
 }
 
-// waitForSocket waits until the topic's socket appears in the bus
-// directory (inotify), at most d.
+// waitForSocket waits until the topic's socket may be worth dialling
+// again, at most d. With no socket file, that is when one is created
+// (inotify). A socket file already there is most likely a dead
+// publisher's (the dial that led here was refused): the wait then ends at
+// a new one or after staleRetry, whichever comes first, so a subscriber
+// neither spins on refused dials nor misses a socket replaced in between.
 func waitForSocket(ctx context.Context, b *bus, topic string, d time.Duration) error {
+	const staleRetry = 50 * time.Millisecond
+	path := b.socketPath(topic)
 	fd, err := sys.WatchDir(b.dir, sys.InCreate|sys.InMovedTo)
 	if err != nil {
 		return fmt.Errorf("bus: watch %s: %w", b.dir, err)
 	}
 	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
-	// The socket may have appeared between the failed dial and the watch.
-	if _, err := os.Stat(b.socketPath(topic)); err == nil {
-		return nil
+	if _, err := os.Lstat(path); err == nil {
+		d = min(d, staleRetry)
 	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
 	f.SetReadDeadline(time.Now().Add(d))
-	want := filepath.Base(b.socketPath(topic))
+	want := filepath.Base(path)
 	buf := make([]byte, 64*(sys.InEventSize+256))
 	for {
 		n, err := f.Read(buf)
