@@ -623,3 +623,22 @@ func TestCancelEndsWait(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStartTime(t *testing.T) {
+	// The command name may hold spaces and parentheses; numbers past 2^32
+	// must parse on 32-bit systems too.
+	line := []byte("4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 8 0 8589934599 4724510720 3000 18446744073709551615")
+	got, err := parseStartTime(line)
+	if err != nil || got != 8589934599 {
+		t.Fatalf("parseStartTime = %d, %v; want 8589934599", got, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1", "no parens at all"} {
+		if _, err := parseStartTime([]byte(bad)); err == nil {
+			t.Errorf("parseStartTime(%q) succeeded", bad)
+		}
+	}
+	own, err := processStart(os.Getpid())
+	if err != nil || own == 0 {
+		t.Fatalf("own start time %d, %v", own, err)
+	}
+}

@@ -1,15 +1,16 @@
 package ring
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/prometheus/procfs"
 
 	"github.com/sensorbus/sensorbus/internal/sys"
 )
@@ -35,17 +36,34 @@ func newGeneration() (uint64, error) {
 }
 
 // processStart returns a process's start time in clock ticks after boot,
-// which with the pid identifies a process despite pid reuse.
+// which with the pid identifies a process despite pid reuse. It reads the
+// main thread's stat (/proc/PID/task/PID/stat), which carries the same
+// start time as /proc/PID/stat but which emulators such as qemu-user pass
+// through rather than synthesise per calling thread, and it parses only
+// that field, as a 64-bit number on every architecture.
 func processStart(pid int) (uint64, error) {
-	p, err := procfs.NewProc(pid)
+	p := strconv.Itoa(pid)
+	b, err := os.ReadFile("/proc/" + p + "/task/" + p + "/stat")
 	if err != nil {
 		return 0, err
 	}
-	st, err := p.Stat()
-	if err != nil {
-		return 0, err
+	return parseStartTime(b)
+}
+
+// parseStartTime extracts field 22 (starttime) of a /proc stat line. The
+// command name (field 2) is in parentheses and may hold spaces or
+// parentheses itself, so fields are counted after its last ')'.
+func parseStartTime(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat line without a command name: %q", b)
 	}
-	return st.Starttime, nil
+	f := strings.Fields(string(b[i+1:])) // fields 3 onwards
+	const starttime = 22 - 3
+	if len(f) <= starttime {
+		return 0, fmt.Errorf("stat line with %d fields: %q", len(f)+2, b)
+	}
+	return strconv.ParseUint(f[starttime], 10, 64)
 }
 
 // newFile creates an unnamed, locked file of size bytes in dir, mapped
