@@ -361,7 +361,8 @@ func TestGarbageOnControlSocket(t *testing.T) {
 // A client that connects and says nothing delays nobody and is dropped.
 func TestSilentClient(t *testing.T) {
 	opts := testBus(t)
-	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "s", RequestTimeout: 300 * time.Millisecond})
+	const timeout = 3 * time.Second
+	p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "s", RequestTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,8 +375,8 @@ func TestSilentClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub.Close()
-	if d := time.Since(start); d >= 300*time.Millisecond {
-		t.Errorf("a subscriber waited %v behind a silent client", d)
+	if d := time.Since(start); d >= timeout {
+		t.Errorf("a subscriber waited %v behind a silent client (the publisher drops it after %v)", d, timeout)
 	}
 	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := silent.Read(make([]byte, 64)); err != io.EOF {
@@ -571,7 +572,7 @@ func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 	}
 	defer sub.Close()
 	quiet, err := sub.PublisherStatus()
-	if err != nil || quiet.State != ring.WriterAlive || quiet.HeartbeatAge > 400*time.Millisecond {
+	if err != nil || quiet.State != ring.WriterAlive || quiet.HeartbeatAge > time.Second {
 		t.Fatalf("quiet publisher: %+v %v", quiet, err)
 	}
 	pub.cmd.Process.Signal(syscall.SIGSTOP)

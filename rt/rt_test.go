@@ -171,16 +171,26 @@ func TestThreadStats(t *testing.T) {
 		for range 5 {
 			time.Sleep(time.Millisecond) // voluntary switches
 		}
-		for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+		// Spin until the kernel has counted 10ms of CPU for this thread:
+		// its schedstat must see the time, however loaded the machine.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, err := ReadThreadStats(tid)
+			if err != nil {
+				return err
+			}
+			if st.RunTime >= 10*time.Millisecond {
+				if st.Voluntary == 0 || st.Timeslices == 0 {
+					return fmt.Errorf("stats %+v after sleeping and spinning", st)
+				}
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("schedstat counted only %v of CPU in 30 s of spinning", st.RunTime)
+			}
+			for start := time.Now(); time.Since(start) < time.Millisecond; {
+			}
 		}
-		st, err := ReadThreadStats(tid)
-		if err != nil {
-			return err
-		}
-		if st.Voluntary == 0 || st.RunTime < 10*time.Millisecond {
-			return fmt.Errorf("stats %+v after sleeping and 20ms of spinning", st)
-		}
-		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
