@@ -17,6 +17,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/schema"
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 // A publisher process and four subscriber processes: every subscriber
@@ -26,12 +27,12 @@ func TestPublisherAndFourSubscribers(t *testing.T) {
 	const count = 200_000
 	env := append(optsEnv(opts), "BUS_TOPIC=imu", "BUS_COUNT="+strconv.Itoa(count), "BUS_SLOTS=1024")
 	pub := startChild(t, "", "publisher", env, nil)
-	pub.expect("ready")
-	var subs []*child
+	pub.Expect("ready")
+	var subs []*proctest.Child
 	for _, wait := range []string{"block", "spin", "block", "spin"} {
 		s := startChild(t, "", "subscriber", append(env, "BUS_WAIT="+wait), nil)
-		s.expect("subscribing")
-		s.expect("attached")
+		s.Expect("subscribing")
+		s.Expect("attached")
 		subs = append(subs, s)
 	}
 	// The publisher knows its subscribers.
@@ -39,17 +40,17 @@ func TestPublisherAndFourSubscribers(t *testing.T) {
 	if err != nil || info.State != "live" || info.Subscribers != 4 || len(info.PeerPIDs) != 4 {
 		t.Fatalf("Info before publishing: %+v, %v", info, err)
 	}
-	pub.send("go")
-	pub.expect("published")
-	pub.send("close")
+	pub.Send("go")
+	pub.Expect("published")
+	pub.Send("close")
 	for k, s := range subs {
-		res := s.result()
+		res := result(t, s)
 		t.Logf("subscriber %d: %+v", k, res)
 		if res.Corrupt != 0 || res.OutOfOrder != 0 || res.Received+res.Lost != count || res.End != "closed" || res.Received == 0 {
 			t.Errorf("subscriber %d: %+v; want received+lost = %d, none corrupt, ended closed", k, res, count)
 		}
 	}
-	pub.cmd.Wait()
+	pub.Cmd.Wait()
 }
 
 // A subscriber started before its publisher attaches when it appears.
@@ -57,17 +58,17 @@ func TestSubscriberStartedBeforePublisher(t *testing.T) {
 	opts := testBus(t)
 	env := append(optsEnv(opts), "BUS_TOPIC=late", "BUS_COUNT=1000")
 	sub := startChild(t, "", "subscriber", env, nil)
-	sub.expect("subscribing")
+	sub.Expect("subscribing")
 	pub := startChild(t, "", "publisher", env, nil)
-	pub.expect("ready")
-	sub.expect("attached")
-	pub.send("go")
-	pub.expect("published")
-	pub.send("close")
-	if res := sub.result(); res.Received != 1000 || res.Lost != 0 || res.Corrupt != 0 {
+	pub.Expect("ready")
+	sub.Expect("attached")
+	pub.Send("go")
+	pub.Expect("published")
+	pub.Send("close")
+	if res := result(t, sub); res.Received != 1000 || res.Lost != 0 || res.Corrupt != 0 {
 		t.Fatalf("late-started publisher: %+v", res)
 	}
-	pub.cmd.Wait()
+	pub.Cmd.Wait()
 }
 
 // A publisher killed -9 and restarted: subscribers re-attach to the new
@@ -76,19 +77,19 @@ func TestPublisherKilledAndRestarted(t *testing.T) {
 	opts := testBus(t)
 	env := append(optsEnv(opts), "BUS_TOPIC=restart", "BUS_SLOTS=4096")
 	a := startChild(t, "", "publisher", append(env, "BUS_COUNT=0", "BUS_RATE=20000"), nil)
-	a.expect("ready")
-	var subs []*child
+	a.Expect("ready")
+	var subs []*proctest.Child
 	for _, wait := range []string{"block", "spin"} {
 		s := startChild(t, "", "subscriber", append(env, "BUS_REATTACH=1", "BUS_WAIT="+wait), nil)
-		s.expect("subscribing")
-		s.expect("attached")
+		s.Expect("subscribing")
+		s.Expect("attached")
 		subs = append(subs, s)
 	}
-	a.send("go")
+	a.Send("go")
 	for _, s := range subs {
-		s.expect("progress") // 1000 samples in
+		s.Expect("progress") // 1000 samples in
 	}
-	a.kill9()
+	a.Kill9()
 	dead, err := Info(opts, "restart")
 	if err != nil || dead.State != "dead" {
 		t.Fatalf("after kill -9: %+v, %v", dead, err)
@@ -96,9 +97,9 @@ func TestPublisherKilledAndRestarted(t *testing.T) {
 	// The next publisher of the topic replaces the dead one's files.
 	const second = 3000
 	b := startChild(t, "", "publisher", append(env, "BUS_COUNT="+strconv.Itoa(second), "BUS_GEN=2"), nil)
-	b.expect("ready")
-	b.send("go")
-	b.expect("published")
+	b.Expect("ready")
+	b.Send("go")
+	b.Expect("published")
 	// Let the subscribers take the second generation in, then stop them.
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -110,8 +111,8 @@ func TestPublisherKilledAndRestarted(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	for k, s := range subs {
-		s.send("stop")
-		res := s.result()
+		s.Send("stop")
+		res := result(t, s)
 		t.Logf("subscriber %d: %+v (first publisher published %d)", k, res, dead.Published)
 		if res.Restarts != 1 || res.Corrupt != 0 || res.OutOfOrder != 0 {
 			t.Errorf("subscriber %d: %+v; want 1 restart, nothing corrupt or out of order", k, res)
@@ -120,8 +121,8 @@ func TestPublisherKilledAndRestarted(t *testing.T) {
 			t.Errorf("subscriber %d: received %d + lost %d != %d + %d published by the two publishers", k, res.Received, res.Lost, dead.Published, second)
 		}
 	}
-	b.send("close")
-	b.cmd.Wait()
+	b.Send("close")
+	b.Cmd.Wait()
 }
 
 // Samples a restarted publisher overwrote before the subscriber came back
@@ -173,18 +174,18 @@ func TestSecondPublisherRefused(t *testing.T) {
 	opts := testBus(t)
 	env := append(optsEnv(opts), "BUS_TOPIC=busy", "BUS_COUNT=1")
 	pub := startChild(t, "", "publisher", env, nil)
-	pub.expect("ready")
+	pub.Expect("ready")
 	_, err := NewPublisher(PublisherConfig{Options: opts, Topic: "busy"})
 	var be *TopicBusyError
-	if !errors.As(err, &be) || !errors.Is(err, ErrTopicBusy) || be.PID != pub.cmd.Process.Pid {
-		t.Fatalf("second publisher: %v; want ErrTopicBusy naming pid %d", err, pub.cmd.Process.Pid)
+	if !errors.As(err, &be) || !errors.Is(err, ErrTopicBusy) || be.PID != pub.Cmd.Process.Pid {
+		t.Fatalf("second publisher: %v; want ErrTopicBusy naming pid %d", err, pub.Cmd.Process.Pid)
 	}
 	second := startChild(t, "", "publisher", env, nil)
-	second.expect("error: bus: topic \"busy\" already has a live publisher (pid " + strconv.Itoa(pub.cmd.Process.Pid))
-	pub.send("go")
-	pub.expect("published")
-	pub.send("close")
-	pub.cmd.Wait()
+	second.Expect("error: bus: topic \"busy\" already has a live publisher (pid " + strconv.Itoa(pub.Cmd.Process.Pid))
+	pub.Send("go")
+	pub.Expect("published")
+	pub.Send("close")
+	pub.Cmd.Wait()
 }
 
 func TestSchemaMismatchNamesBoth(t *testing.T) {
@@ -221,24 +222,6 @@ func TestNoPublisher(t *testing.T) {
 	}
 }
 
-// copyTestBinary puts the test binary where user nobody may run it.
-func copyTestBinary(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "bus-child-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "bus.test")
-	src, _ := os.Open(os.Args[0])
-	defer src.Close()
-	dst, _ := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	io.Copy(dst, src)
-	dst.Close()
-	return bin
-}
-
 // The publisher admits its own uid and root by default, and others only
 // through its allow lists; the refused peer is told why.
 func TestACLRefusesAnotherUID(t *testing.T) {
@@ -249,7 +232,7 @@ func TestACLRefusesAnotherUID(t *testing.T) {
 	opts := testBus(t)
 	opts.SharedGID = nobody // the child must reach the socket to be refused by the ACL
 	os.Chmod(filepath.Dir(opts.Dir), 0o755)
-	bin := copyTestBinary(t)
+	bin := proctest.CopyBinary(t)
 	env := append(optsEnv(opts), "BUS_TOPIC=acl", "BUS_GID="+strconv.Itoa(nobody))
 	cred := &syscall.Credential{Uid: nobody, Gid: nobody}
 
@@ -258,9 +241,9 @@ func TestACLRefusesAnotherUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startChild(t, bin, "subscriber", env, cred)
-	c.expect("subscribing")
-	c.expect("error: bus: topic \"acl\" refused access: uid 65534")
-	if err := c.cmd.Wait(); err == nil || c.cmd.ProcessState.ExitCode() != 4 {
+	c.Expect("subscribing")
+	c.Expect("error: bus: topic \"acl\" refused access: uid 65534")
+	if err := c.Cmd.Wait(); err == nil || c.Cmd.ProcessState.ExitCode() != 4 {
 		t.Fatalf("refused subscriber exited %v", err)
 	}
 	p.Close()
@@ -271,11 +254,11 @@ func TestACLRefusesAnotherUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = startChild(t, bin, "subscriber", env, cred)
-	c.expect("subscribing")
-	c.expect("attached")
+	c.Expect("subscribing")
+	c.Expect("attached")
 	p.Publish(payload(make([]byte, 64), 0, 1))
 	p.Close()
-	if res := c.result(); res.Received != 1 || res.Corrupt != 0 {
+	if res := result(t, c); res.Received != 1 || res.Corrupt != 0 {
 		t.Fatalf("admitted subscriber: %+v", res)
 	}
 }
@@ -408,7 +391,7 @@ func TestGCRacingRestartingPublisher(t *testing.T) {
 	}()
 	for i := range 15 {
 		p := startChild(t, "", "publisher", env, nil)
-		p.expect("ready")
+		p.Expect("ready")
 		// Live: its files are all there and it serves, GC or not.
 		for range 3 {
 			info, err := Info(opts, "race")
@@ -426,12 +409,12 @@ func TestGCRacingRestartingPublisher(t *testing.T) {
 		}
 		sub.Close()
 		if i%2 == 0 {
-			p.kill9()
+			p.Kill9()
 		} else {
-			p.send("go")
-			p.expect("published")
-			p.send("close")
-			p.cmd.Wait()
+			p.Send("go")
+			p.Expect("published")
+			p.Send("close")
+			p.Cmd.Wait()
 		}
 	}
 	close(stop)
@@ -452,8 +435,8 @@ func TestGCRacingRestartingPublisher(t *testing.T) {
 func TestGCAfterKill9LeavesNothing(t *testing.T) {
 	opts := testBus(t)
 	p := startChild(t, "", "publisher", append(optsEnv(opts), "BUS_TOPIC=crash"), nil)
-	p.expect("ready")
-	p.kill9()
+	p.Expect("ready")
+	p.Kill9()
 	topics, err := List(opts)
 	if err != nil || len(topics) != 1 || topics[0].State != "dead" {
 		t.Fatalf("List after kill -9: %+v, %v", topics, err)
@@ -565,7 +548,7 @@ var _ = fmt.Sprint
 func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 	opts := testBus(t)
 	pub := startChild(t, "", "publisher", append(optsEnv(opts), "BUS_TOPIC=hung", "BUS_COUNT=1"), nil)
-	pub.expect("ready")
+	pub.Expect("ready")
 	sub, err := Subscribe(context.Background(), SubscriberConfig{Options: opts, Topic: "hung", Untyped: true, NoReattach: true})
 	if err != nil {
 		t.Fatal(err)
@@ -575,7 +558,7 @@ func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 	if err != nil || quiet.State != ring.WriterAlive || quiet.HeartbeatAge > time.Second {
 		t.Fatalf("quiet publisher: %+v %v", quiet, err)
 	}
-	pub.cmd.Process.Signal(syscall.SIGSTOP)
+	pub.Cmd.Process.Signal(syscall.SIGSTOP)
 	var hung ring.Status
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if hung, _ = sub.PublisherStatus(); hung.HeartbeatAge > time.Second {
@@ -585,7 +568,7 @@ func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 	if hung.State != ring.WriterAlive || hung.HeartbeatAge <= time.Second {
 		t.Fatalf("stopped publisher: %+v; want alive with a heartbeat older than 1s", hung)
 	}
-	pub.cmd.Process.Signal(syscall.SIGCONT)
+	pub.Cmd.Process.Signal(syscall.SIGCONT)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		st, _ := sub.PublisherStatus()
 		if st.HeartbeatAge < 500*time.Millisecond {
@@ -595,10 +578,10 @@ func TestHungPublisherShowsInHeartbeat(t *testing.T) {
 			t.Fatalf("continued publisher's heartbeat still %v old", st.HeartbeatAge)
 		}
 	}
-	pub.send("go")
-	pub.expect("published")
-	pub.send("close")
-	pub.cmd.Wait()
+	pub.Send("go")
+	pub.Expect("published")
+	pub.Send("close")
+	pub.Cmd.Wait()
 }
 
 // The hello carries the subscriber's mode; stats answers the live counters.

@@ -8,19 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sensorbus/sensorbus/ring"
-	"github.com/sensorbus/sensorbus/schema"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 const childEnv = "SENSORBUS_BUS_TEST_CHILD"
@@ -207,67 +204,14 @@ func runChild(role string) int {
 	return 2
 }
 
-type child struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
-}
-
-func startChild(t testing.TB, bin, role string, env []string, cred *syscall.Credential) *child {
+func startChild(t testing.TB, bin, role string, env []string, cred *syscall.Credential) *proctest.Child {
 	t.Helper()
-	if bin == "" {
-		bin = os.Args[0]
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
-	cmd.Stderr = os.Stderr
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{t: t, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return c
+	return proctest.Start(t, childEnv, role, proctest.Options{Binary: bin, Env: env, Cred: cred})
 }
 
-func (c *child) expect(want string) {
-	c.t.Helper()
-	if !c.out.Scan() {
-		c.t.Fatalf("child ended before printing %q", want)
-	}
-	if got := c.out.Text(); !strings.HasPrefix(got, want) {
-		c.t.Fatalf("child printed %q, want %q", got, want)
-	}
-}
-
-func (c *child) send(line string) { io.WriteString(c.stdin, line+"\n") }
-
-func (c *child) result() subResult {
-	c.t.Helper()
+func result(t testing.TB, c *proctest.Child) subResult {
+	t.Helper()
 	var res subResult
-	for c.out.Scan() {
-		if line := c.out.Text(); strings.HasPrefix(line, "{") {
-			if err := json.Unmarshal([]byte(line), &res); err != nil {
-				c.t.Fatal(err)
-			}
-			c.cmd.Wait()
-			return res
-		} else if strings.HasPrefix(line, "error") {
-			c.t.Fatalf("subscriber: %s", line)
-		}
-	}
-	c.t.Fatal("subscriber ended without a result")
+	c.Result(&res)
 	return res
 }
-
-func (c *child) kill9() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
-}
-
-var _ = schema.IMUSchema

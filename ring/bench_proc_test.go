@@ -17,6 +17,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/internal/sys"
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 // Two-process benchmarks. The benchmark process is the writer; readers
@@ -118,7 +119,7 @@ func BenchmarkLatency(b *testing.B) {
 				dir := testDir(b)
 				w := mustCreate(b, Config{Dir: dir, Name: "lat", SlotSize: 64, Slots: 4096})
 				r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=lat", "RING_WAIT="+wait)
-				r.expect("ready")
+				r.Expect("ready")
 				p := make([]byte, 64)
 				const interval = int64(100 * time.Microsecond)
 				next := clock.Mono()
@@ -158,16 +159,10 @@ func pace(due int64) {
 	}
 }
 
-func benchResult(b *testing.B, c *child) benchReaderResult {
+func benchResult(b *testing.B, c *proctest.Child) benchReaderResult {
 	b.Helper()
-	if !c.out.Scan() {
-		b.Fatal("bench reader ended without a result")
-	}
 	var res benchReaderResult
-	if err := json.Unmarshal(c.out.Bytes(), &res); err != nil {
-		b.Fatalf("bench reader result %q: %v", c.out.Text(), err)
-	}
-	c.cmd.Wait()
+	c.Result(&res)
 	return res
 }
 
@@ -187,10 +182,10 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Run(fmt.Sprintf("slots=%d/readers=%d", slots, readers), func(b *testing.B) {
 				dir := testDir(b)
 				w := mustCreate(b, Config{Dir: dir, Name: "tput", SlotSize: 64, Slots: slots})
-				var rs []*child
+				var rs []*proctest.Child
 				for range readers {
 					c := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=tput", "RING_WAIT=spin")
-					c.expect("ready")
+					c.Expect("ready")
 					rs = append(rs, c)
 				}
 				p := make([]byte, 64)
@@ -250,7 +245,7 @@ func BenchmarkYardstickCacheLine(b *testing.B) {
 	defer sys.Munmap(mem)
 	word := u32(mem, 0)
 	c := startChild(b, "pingpong", "RING_DIR="+dir, "RING_NAME=pingpong")
-	c.expect("ready")
+	c.Expect("ready")
 	v := uint32(0)
 	for b.Loop() {
 		atomic.StoreUint32(word, v+1)
@@ -259,7 +254,7 @@ func BenchmarkYardstickCacheLine(b *testing.B) {
 		v += 2
 	}
 	atomic.StoreUint32(word, ^uint32(0))
-	c.cmd.Wait()
+	c.Cmd.Wait()
 }
 
 // BenchmarkYardstickPipe sends 64 bytes through a pipe to another process
@@ -268,13 +263,13 @@ func BenchmarkYardstickPipe(b *testing.B) {
 	c := startChild(b, "pipe-echo")
 	buf := make([]byte, 64)
 	for b.Loop() {
-		if _, err := c.stdin.Write(buf); err != nil {
+		if _, err := c.Stdin.Write(buf); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.ReadFull(c.stdoutPipe, buf); err != nil {
+		if _, err := io.ReadFull(c.Stdout, buf); err != nil {
 			b.Fatal(err)
 		}
 	}
-	c.stdin.Close()
-	c.cmd.Wait()
+	c.CloseStdin()
+	c.Cmd.Wait()
 }

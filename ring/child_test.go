@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 // Multi-process tests re-execute the test binary with childEnv set to a
@@ -149,78 +149,16 @@ func exitOn(err error) int {
 	return 0
 }
 
-// child is a running copy of the test binary in some role.
-type child struct {
-	t          testing.TB
-	cmd        *exec.Cmd
-	stdin      io.WriteCloser
-	stdoutPipe io.Reader
-	out        *bufio.Scanner // lines of stdoutPipe
-}
-
-func startChild(t testing.TB, role string, env ...string) *child {
+func startChild(t testing.TB, role string, env ...string) *proctest.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{t: t, cmd: cmd, stdin: stdin, stdoutPipe: stdout, out: bufio.NewScanner(stdout)}
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	})
-	return c
+	return proctest.Start(t, childEnv, role, proctest.Options{Env: env})
 }
 
-// expect waits for the child to print line.
-func (c *child) expect(line string) {
-	c.t.Helper()
-	if !c.out.Scan() {
-		c.t.Fatalf("child %s ended before printing %q", c.cmd.Env[len(c.cmd.Env)-1], line)
-	}
-	if got := c.out.Text(); got != line {
-		c.t.Fatalf("child printed %q, want %q", got, line)
-	}
-}
-
-func (c *child) send(line string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *child) result() readerResult {
-	c.t.Helper()
-	if !c.out.Scan() {
-		c.t.Fatal("reader ended without a result")
-	}
+func result(t testing.TB, c *proctest.Child) readerResult {
+	t.Helper()
 	var res readerResult
-	if err := json.Unmarshal(c.out.Bytes(), &res); err != nil {
-		c.t.Fatalf("reader result %q: %v", c.out.Text(), err)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		c.t.Fatalf("reader: %v", err)
-	}
+	c.Result(&res)
 	return res
-}
-
-func (c *child) kill() {
-	c.t.Helper()
-	if err := c.cmd.Process.Signal(os.Kill); err != nil {
-		c.t.Fatal(err)
-	}
-	c.cmd.Wait()
 }
 
 // One writer publishes checksummed samples of varying length to four
@@ -235,16 +173,16 @@ func TestMultiProcessStream(t *testing.T) {
 	dir := testDir(t)
 	env := []string{"RING_DIR=" + dir, "RING_NAME=mp", "RING_PAYLOAD=120", "RING_SLOTS=256", "RING_COUNT=" + strconv.Itoa(count)}
 	w := startChild(t, "writer", env...)
-	w.expect("ready")
-	var readers []*child
+	w.Expect("ready")
+	var readers []*proctest.Child
 	for _, wait := range []string{"spin", "block", "spin", "block"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.expect("ready")
+		r.Expect("ready")
 		readers = append(readers, r)
 	}
-	w.send("go")
+	w.Send("go")
 	for k, r := range readers {
-		res := r.result()
+		res := result(t, r)
 		t.Logf("reader %d: %+v", k, res)
 		if res.Corrupt != 0 || res.OutOfOrder != 0 {
 			t.Errorf("reader %d: %d corrupt, %d out of order", k, res.Corrupt, res.OutOfOrder)
@@ -256,7 +194,7 @@ func TestMultiProcessStream(t *testing.T) {
 			t.Errorf("reader %d: received %d, ended %q", k, res.Received, res.End)
 		}
 	}
-	if err := w.cmd.Wait(); err != nil {
+	if err := w.Cmd.Wait(); err != nil {
 		t.Fatalf("writer: %v", err)
 	}
 }
@@ -268,20 +206,20 @@ func TestMultiProcessNoLossWithoutLapping(t *testing.T) {
 	dir := testDir(t)
 	env := []string{"RING_DIR=" + dir, "RING_NAME=nolap", "RING_PAYLOAD=64", "RING_SLOTS=65536", "RING_COUNT=" + strconv.Itoa(count)}
 	w := startChild(t, "writer", env...)
-	w.expect("ready")
-	var readers []*child
+	w.Expect("ready")
+	var readers []*proctest.Child
 	for _, wait := range []string{"spin", "block"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.expect("ready")
+		r.Expect("ready")
 		readers = append(readers, r)
 	}
-	w.send("go")
+	w.Send("go")
 	for k, r := range readers {
-		if res := r.result(); res.Received != count || res.Lost != 0 || res.Corrupt != 0 || res.End != "closed" {
+		if res := result(t, r); res.Received != count || res.Lost != 0 || res.Corrupt != 0 || res.End != "closed" {
 			t.Errorf("reader %d: %+v; want all %d samples, none lost", k, res, count)
 		}
 	}
-	w.cmd.Wait()
+	w.Cmd.Wait()
 }
 
 // A writer killed -9 in the middle of a write: readers deliver every
@@ -291,18 +229,18 @@ func TestKillWriterMidWrite(t *testing.T) {
 	dir := testDir(t)
 	env := []string{"RING_DIR=" + dir, "RING_NAME=hang", "RING_PAYLOAD=64", "RING_SLOTS=64", "RING_COUNT=40"}
 	w := startChild(t, "writer-hang", env...)
-	w.expect("ready")
-	var readers []*child
+	w.Expect("ready")
+	var readers []*proctest.Child
 	for _, wait := range []string{"spin", "block"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.expect("ready")
+		r.Expect("ready")
 		readers = append(readers, r)
 	}
-	w.send("go")
-	w.expect("reserved")
-	w.kill()
+	w.Send("go")
+	w.Expect("reserved")
+	w.Kill9()
 	for k, r := range readers {
-		res := r.result()
+		res := result(t, r)
 		if res.End != "dead" || res.Received != 40 || res.Lost != 0 || res.Corrupt != 0 || res.OutOfOrder != 0 {
 			t.Errorf("reader %d after kill -9 mid-write: %+v; want 40 intact samples, then dead", k, res)
 		}
@@ -324,23 +262,23 @@ func TestKillWriterWhilePublishing(t *testing.T) {
 	dir := testDir(t)
 	env := []string{"RING_DIR=" + dir, "RING_NAME=kill", "RING_PAYLOAD=200", "RING_SLOTS=128", "RING_COUNT=0"}
 	w := startChild(t, "writer", env...)
-	w.expect("ready")
-	var readers []*child
+	w.Expect("ready")
+	var readers []*proctest.Child
 	for _, wait := range []string{"spin", "block"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.expect("ready")
+		r.Expect("ready")
 		readers = append(readers, r)
 	}
 	probe := mustOpen(t, dir, "kill", ReaderConfig{Wait: WaitSpin})
-	w.send("go")
+	w.Send("go")
 	// Let it publish a while, then kill it wherever it is.
 	for probe.cursor.load() < 200_000 {
 		time.Sleep(time.Millisecond)
 	}
-	w.kill()
+	w.Kill9()
 	published := probe.cursor.load()
 	for k, r := range readers {
-		res := r.result()
+		res := result(t, r)
 		t.Logf("reader %d: %+v of %d published", k, res, published)
 		if res.End != "dead" || res.Corrupt != 0 || res.OutOfOrder != 0 {
 			t.Errorf("reader %d: %+v", k, res)

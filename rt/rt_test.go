@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/internal/sys"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 const childEnv = "SENSORBUS_RT_TEST_CHILD"
@@ -294,26 +294,9 @@ func runChild(role string) int {
 func runUnprivileged(t *testing.T, role string) (string, int) {
 	t.Helper()
 	requireRoot(t)
-	// The test binary sits in a directory only root may enter: copy it
-	// where user nobody can run it.
-	dir, err := os.MkdirTemp("", "rt-child-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "rt.test")
-	src, err := os.Open(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(dst, src)
-	src.Close()
-	dst.Close()
+	// The test binary sits in a directory only root may enter.
+	bin := proctest.CopyBinary(t)
+	dir := filepath.Dir(bin)
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), childEnv+"="+role)
