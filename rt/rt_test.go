@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,10 +256,18 @@ func TestCPUList(t *testing.T) {
 }
 
 func TestTuneGCRestores(t *testing.T) {
+	// debug.Set* return the previous setting: read the settings through them.
+	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	limit := func() int64 { return debug.SetMemoryLimit(-1) } // a negative limit only reads
+	origPercent, origLimit := percent(), limit()
 	restore := TuneGC(-1, 1<<30)
+	if p, l := percent(), limit(); p != -1 || l != 1<<30 {
+		t.Fatalf("after TuneGC(-1, 1 GiB): percent %d, limit %d", p, l)
+	}
 	restore()
-	restore2 := TuneGC(100, 1<<62)
-	restore2()
+	if p, l := percent(), limit(); p != origPercent || l != origLimit {
+		t.Fatalf("after restore: percent %d, limit %d; want %d, %d", p, l, origPercent, origLimit)
+	}
 }
 
 // Unprivileged children: the EPERM paths with the real kernel's refusal.
