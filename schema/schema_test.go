@@ -120,7 +120,6 @@ func TestGoldenFingerprints(t *testing.T) {
 }
 
 func TestFingerprintFollowsLayout(t *testing.T) {
-	type a struct{ X, Y float32 }
 	base := IMUSchema
 	same := MustDefine[IMU]("sensorbus.IMU", 1)
 	if same.Fingerprint != base.Fingerprint {
@@ -142,7 +141,6 @@ func TestFingerprintFollowsLayout(t *testing.T) {
 	if l := []string{b1.String(), b2.String(), b3.String(), b4.String()}; l[0] == l[1] || l[0] == l[2] || l[0] == l[3] {
 		t.Fatalf("layouts do not tell the types apart: %q", l)
 	}
-	_ = a{}
 }
 
 func TestDefineRejects(t *testing.T) {
