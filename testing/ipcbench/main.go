@@ -1,0 +1,285 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sensorbus/sensorbus/ring"
+)
+
+const roleEnv = "IPCBENCH_ROLE"
+
+// header: sequence number and due time; the rest of a message is filler.
+const headerSize = 16
+
+const lastSeq = ^uint64(0)
+
+func main() {
+	if os.Getenv(roleEnv) == "recv" {
+		os.Exit(receive())
+	}
+	var cfg config
+	var sizes string
+	flag.StringVar(&sizes, "sizes", "64,1024,16384", "message sizes in bytes")
+	flag.IntVar(&cfg.rate, "rate", 10_000, "messages per second in the latency runs")
+	flag.DurationVar(&cfg.latencyFor, "latency-duration", 3*time.Second, "length of each latency run")
+	flag.DurationVar(&cfg.throughputFor, "throughput-duration", 2*time.Second, "length of each throughput run")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated mechanisms to run (default all)")
+	flag.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON to this file")
+	flag.StringVar(&cfg.mdPath, "md", "", "write the Markdown table to this file")
+	flag.Parse()
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < headerSize+8 || n > 1<<20 {
+			fmt.Fprintf(os.Stderr, "ipcbench: --sizes: %q is not a size from %d to %d\n", f, headerSize+8, 1<<20)
+			os.Exit(2)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if cfg.rate <= 0 || cfg.latencyFor <= 0 || cfg.throughputFor <= 0 {
+		fmt.Fprintln(os.Stderr, "ipcbench: --rate and the durations must be positive")
+		os.Exit(2)
+	}
+	results, err := runAll(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ipcbench:", err)
+		os.Exit(1)
+	}
+	table := markdown(results)
+	fmt.Print(table)
+	if cfg.mdPath != "" {
+		os.WriteFile(cfg.mdPath, []byte(table), 0o644)
+	}
+	if cfg.jsonPath != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644)
+	}
+}
+
+type config struct {
+	sizes                     []int
+	rate                      int
+	latencyFor, throughputFor time.Duration
+	only, jsonPath, mdPath    string
+}
+
+// Result is one mechanism at one message size.
+type Result struct {
+	Mechanism   string  `json:"mechanism"`
+	Size        int     `json:"size"`
+	P50Ns       int64   `json:"p50_ns"`
+	P99Ns       int64   `json:"p99_ns"`
+	P999Ns      int64   `json:"p999_ns"`
+	MaxNs       int64   `json:"max_ns"`
+	MsgPerSec   float64 `json:"msg_per_s"`
+	MBPerSec    float64 `json:"mb_per_s"`
+	CPUNsPerMsg float64 `json:"cpu_ns_per_msg"`
+	LostPct     float64 `json:"lost_pct"` // lossy mechanisms, throughput run
+	Direction   string  `json:"direction"`
+	Fanout      string  `json:"fanout"`
+	Access      string  `json:"access_control"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// recvResult is what a receiver reports.
+type recvResult struct {
+	Received uint64 `json:"received"`
+	Lost     uint64 `json:"lost"`
+	P50      int64  `json:"p50"`
+	P99      int64  `json:"p99"`
+	P999     int64  `json:"p999"`
+	Max      int64  `json:"max"`
+	FirstNs  int64  `json:"first_ns"`
+	LastNs   int64  `json:"last_ns"`
+	CPUNs    int64  `json:"cpu_ns"`
+	Error    string `json:"error,omitempty"`
+}
+
+func cpuNs() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// channel is one set-up run of a mechanism: how the sender sends, and
+// what its receivers need.
+type channel struct {
+	send    func(b []byte) error
+	finish  func() // the sender is done: tell receivers (EOF, close)
+	files   []*os.File
+	env     []string
+	cleanup func()
+}
+
+// mechanism is one way of moving bytes between processes.
+type mechanism struct {
+	name, direction, fanout, access string
+	readers                         int
+	lossy                           bool // may drop under load; the receiver counts gaps
+	setup                           func(size int) (*channel, error)
+}
+
+func mechanisms(work string) []mechanism {
+	return []mechanism{
+		{name: "pipe", direction: "one-way", fanout: "1:1", access: "descriptor inheritance", setup: setupPipe},
+		{name: "named pipe (FIFO)", direction: "one-way", fanout: "1:1", access: "file mode", setup: func(size int) (*channel, error) { return setupFIFO(work) }},
+		{name: "Unix socket (stream)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_STREAM, "uds-stream") }},
+		{name: "Unix socket (seqpacket)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_SEQPACKET, "uds-seqpacket") }},
+		{name: "TCP loopback", direction: "two-way", fanout: "1:1", access: "none (any local process)", setup: setupTCP},
+		{name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
+		{name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
+		{name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
+		{name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
+	}
+}
+
+func setupPipe(int) (*channel, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	return &channel{send: writeAll(w), finish: func() { w.Close() }, files: []*os.File{r}, env: []string{"MECH=stream-fd"},
+		cleanup: func() { r.Close(); w.Close() }}, nil
+}
+
+func setupFIFO(work string) (*channel, error) {
+	path := filepath.Join(work, "fifo")
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		return nil, err
+	}
+	var w *os.File
+	return &channel{
+		send: func(b []byte) error {
+			if w == nil { // opening blocks until the receiver opens its end
+				var err error
+				if w, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+					return err
+				}
+			}
+			_, err := w.Write(b)
+			return err
+		},
+		finish: func() {
+			if w != nil {
+				w.Close()
+			}
+		},
+		env:     []string{"MECH=fifo", "FIFO=" + path},
+		cleanup: func() { os.Remove(path) },
+	}, nil
+}
+
+func setupSocketpair(typ int, mech string) (*channel, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	w := os.NewFile(uintptr(fds[0]), "send")
+	r := os.NewFile(uintptr(fds[1]), "recv")
+	m := "stream-fd"
+	if typ == syscall.SOCK_SEQPACKET {
+		m = "packet-fd"
+	}
+	return &channel{send: writeAll(w), finish: func() { w.Close() }, files: []*os.File{r}, env: []string{"MECH=" + m},
+		cleanup: func() { r.Close(); w.Close() }}, nil
+}
+
+func setupTCP(int) (*channel, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var c net.Conn
+	return &channel{
+		send: func(b []byte) error {
+			if c == nil {
+				var err error
+				if c, err = ln.Accept(); err != nil {
+					return err
+				}
+				c.(*net.TCPConn).SetNoDelay(true)
+			}
+			_, err := c.Write(b)
+			return err
+		},
+		finish: func() {
+			if c != nil {
+				c.Close()
+			}
+		},
+		env:     []string{"MECH=tcp", "ADDR=" + ln.Addr().String()},
+		cleanup: func() { ln.Close() },
+	}, nil
+}
+
+func setupUDP(int) (*channel, error) {
+	rc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	rc.SetReadBuffer(4 << 20)
+	rf, err := rc.File()
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	addr := rc.LocalAddr().(*net.UDPAddr)
+	sc, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		rf.Close()
+		return nil, err
+	}
+	return &channel{
+		send: func(b []byte) error {
+			_, err := sc.Write(b)
+			if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOBUFS) {
+				return nil // the datagram is lost; the receiver counts it
+			}
+			return err
+		},
+		finish: func() {
+			// Datagrams may be lost: repeat the end marker.
+			end := make([]byte, headerSize)
+			binary.LittleEndian.PutUint64(end, lastSeq)
+			for range 20 {
+				sc.Write(end)
+				time.Sleep(5 * time.Millisecond)
+			}
+		},
+		files:   []*os.File{rf},
+		env:     []string{"MECH=packet-fd"},
+		cleanup: func() { sc.Close(); rf.Close() },
+	}, nil
+}
+
+func ringSetup(work, wait string) func(size int) (*channel, error) {
+	return func(size int) (*channel, error) {
+		name := "ipcbench-" + strconv.Itoa(os.Getpid())
+		w, err := ring.Create(ring.Config{Dir: work, Name: name, SlotSize: size, Slots: 4096})
+		if err != nil {
+			return nil, err
+		}
+		return &channel{
+			send:    w.Publish,
+			finish:  func() { w.Close() },
+			env:     []string{"MECH=ring", "RING_DIR=" + work, "RING_NAME=" + name, "RING_WAIT=" + wait},
+			cleanup: func() { w.Close() },
+		}, nil
+	}
+}
+
+func writeAll(w io.Writer) func([]byte) error {
+	return func(b []byte) error { _, err := w.Write(b); return err }
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/ring"
+)
+
+func runAll(cfg config) ([]Result, error) {
+	work, err := os.MkdirTemp("/dev/shm", "ipcbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	var want map[string]bool
+	if cfg.only != "" {
+		want = map[string]bool{}
+		for _, n := range strings.Split(cfg.only, ",") {
+			want[strings.TrimSpace(n)] = true
+		}
+	}
+	var out []Result
+	for _, m := range mechanisms(work) {
+		if want != nil && !want[m.name] {
+			continue
+		}
+		for _, size := range cfg.sizes {
+			r := Result{Mechanism: m.name, Size: size, Direction: m.direction, Fanout: m.fanout, Access: m.access}
+			if err := measure(cfg, m, size, &r); err != nil {
+				r.Error = err.Error()
+			}
+			fmt.Fprintf(os.Stderr, "%-34s %6d B  p50 %8.1f µs  %10.0f msg/s  %s\n", m.name, size, float64(r.P50Ns)/1e3, r.MsgPerSec, r.Error)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func measure(cfg config, m mechanism, size int, r *Result) error {
+	lat, _, err := runOnce(m, size, "latency", cfg)
+	if err != nil {
+		return fmt.Errorf("latency run: %w", err)
+	}
+	r.P50Ns, r.P99Ns, r.P999Ns, r.MaxNs = lat[0].P50, lat[0].P99, lat[0].P999, lat[0].Max
+	tp, sendCPU, err := runOnce(m, size, "throughput", cfg)
+	if err != nil {
+		return fmt.Errorf("throughput run: %w", err)
+	}
+	var rate, cpu float64
+	var received, lost uint64
+	for _, t := range tp {
+		if d := t.LastNs - t.FirstNs; d > 0 && t.Received > 1 {
+			rate += float64(t.Received-1) / (float64(d) / 1e9)
+		}
+		cpu += float64(t.CPUNs)
+		received += t.Received
+		lost += t.Lost
+	}
+	r.MsgPerSec = rate / float64(len(tp)) // per receiver
+	r.MBPerSec = r.MsgPerSec * float64(size) / 1e6
+	if sent := received + lost; sent > 0 {
+		r.CPUNsPerMsg = (cpu + float64(sendCPU)*float64(len(tp))) / float64(received)
+		r.LostPct = float64(lost) / float64(sent) * 100
+	}
+	return nil
+}
+
+// runOnce runs one sender (this process) and the mechanism's receivers.
+func runOnce(m mechanism, size int, mode string, cfg config) ([]recvResult, int64, error) {
+	ch, err := m.setup(size)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ch.cleanup()
+	readers := max(m.readers, 1)
+	type rcv struct {
+		cmd *exec.Cmd
+		out *bufio.Scanner
+	}
+	var rs []rcv
+	defer func() {
+		for _, r := range rs {
+			r.cmd.Process.Kill()
+			r.cmd.Wait()
+		}
+	}()
+	for range readers {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), append([]string{roleEnv + "=recv", "SIZE=" + strconv.Itoa(size), "MODE=" + mode}, ch.env...)...)
+		cmd.ExtraFiles = ch.files
+		cmd.Stderr = os.Stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, 0, err
+		}
+		r := rcv{cmd: cmd, out: bufio.NewScanner(stdout)}
+		rs = append(rs, r)
+		if !r.out.Scan() || r.out.Text() != "ready" {
+			return nil, 0, fmt.Errorf("receiver did not start: %q", r.out.Text())
+		}
+	}
+	for _, f := range ch.files {
+		f.Close() // the receivers have their copies
+	}
+	msg := make([]byte, size)
+	put := func(seq uint64, due int64) {
+		binary.LittleEndian.PutUint64(msg, seq)
+		binary.LittleEndian.PutUint64(msg[8:], uint64(due))
+	}
+	cpu0 := cpuNs()
+	t0 := clock.Mono()
+	if mode == "latency" {
+		interval := int64(time.Second) / int64(cfg.rate)
+		n := uint64(int64(cfg.latencyFor) / interval)
+		for i := range n {
+			due := t0 + int64(i)*interval
+			for clock.Mono() < due {
+			}
+			put(i, due) // the due time, not the send time: stalls are charged
+			if err := ch.send(msg); err != nil {
+				return nil, 0, err
+			}
+		}
+	} else {
+		end := t0 + int64(cfg.throughputFor)
+		for i := uint64(0); ; i++ {
+			now := clock.Mono()
+			if now >= end {
+				break
+			}
+			put(i, now)
+			if err := ch.send(msg); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	put(lastSeq, 0)
+	ch.send(msg)
+	ch.finish()
+	sendCPU := cpuNs() - cpu0
+	var results []recvResult
+	for _, r := range rs {
+		var res recvResult
+		if !r.out.Scan() {
+			return nil, 0, errors.New("receiver ended without a result")
+		}
+		if err := json.Unmarshal(r.out.Bytes(), &res); err != nil {
+			return nil, 0, fmt.Errorf("receiver result %q: %w", r.out.Text(), err)
+		}
+		if res.Error != "" {
+			return nil, 0, errors.New(res.Error)
+		}
+		results = append(results, res)
+	}
+	return results, sendCPU, nil
+}
+
+// receive is the receiver process: it reads messages until the end
+// marker, EOF or a closed ring, and prints its result as JSON.
+func receive() int {
+	size, _ := strconv.Atoi(os.Getenv("SIZE"))
+	res := recvResult{}
+	report := func() int {
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		return 0
+	}
+	fail := func(err error) int { res.Error = err.Error(); return report() }
+	buf := make([]byte, size)
+	var next func() ([]byte, error)
+	switch os.Getenv("MECH") {
+	case "stream-fd", "tcp", "fifo":
+		var rd io.Reader
+		switch os.Getenv("MECH") {
+		case "stream-fd":
+			rd = os.NewFile(3, "recv")
+		case "tcp":
+			c, err := net.Dial("tcp", os.Getenv("ADDR"))
+			if err != nil {
+				return fail(err)
+			}
+			rd = c
+		}
+		fmt.Println("ready")
+		if os.Getenv("MECH") == "fifo" {
+			f, err := os.Open(os.Getenv("FIFO")) // blocks until the sender opens its end
+			if err != nil {
+				return fail(err)
+			}
+			rd = f
+		}
+		next = func() ([]byte, error) { _, err := io.ReadFull(rd, buf); return buf, err }
+	case "packet-fd":
+		f := os.NewFile(3, "recv")
+		fmt.Println("ready")
+		next = func() ([]byte, error) {
+			f.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := f.Read(buf)
+			return buf[:n], err
+		}
+	case "ring":
+		wait := ring.WaitBlock
+		if os.Getenv("RING_WAIT") == "spin" {
+			wait = ring.WaitSpin
+		}
+		r, err := ring.Open(os.Getenv("RING_DIR"), os.Getenv("RING_NAME"), ring.ReaderConfig{Start: ring.FromOldest, Wait: wait})
+		if err != nil {
+			fmt.Println("ready")
+			return fail(err)
+		}
+		defer r.Close()
+		fmt.Println("ready")
+		next = func() ([]byte, error) {
+			s, err := r.Next(context.Background())
+			return s.Data, err
+		}
+	default:
+		fmt.Println("ready")
+		return fail(fmt.Errorf("unknown mechanism %q", os.Getenv("MECH")))
+	}
+	h := hdrhistogram.New(1, int64(10*time.Second), 3)
+	cpu0 := cpuNs()
+	expect := uint64(0)
+	for {
+		m, err := next()
+		if err != nil || len(m) < headerSize {
+			break // EOF, a closed ring, a read deadline: the sender is done
+		}
+		seq := binary.LittleEndian.Uint64(m)
+		if seq == lastSeq {
+			break
+		}
+		now := clock.Mono()
+		if res.Received == 0 {
+			res.FirstNs = now
+		}
+		res.LastNs = now
+		h.RecordValue(max(now-int64(binary.LittleEndian.Uint64(m[8:])), 1))
+		if seq > expect {
+			res.Lost += seq - expect
+		}
+		expect = seq + 1
+		res.Received++
+	}
+	res.CPUNs = cpuNs() - cpu0
+	res.P50, res.P99, res.P999, res.Max = h.ValueAtQuantile(50), h.ValueAtQuantile(99), h.ValueAtQuantile(99.9), h.Max()
+	return report()
+}
+
+func markdown(rs []Result) string {
+	var b strings.Builder
+	b.WriteString("| mechanism | size | p50 | p99 | p99.9 | max | msg/s | MB/s | CPU/msg | lost | direction | fan-out | access control |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+	us := func(ns int64) string { return fmt.Sprintf("%.1f µs", float64(ns)/1e3) }
+	for _, r := range rs {
+		if r.Error != "" {
+			fmt.Fprintf(&b, "| %s | %d | error: %s | | | | | | | | %s | %s | %s |\n", r.Mechanism, r.Size, r.Error, r.Direction, r.Fanout, r.Access)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %.0f | %.1f | %.2f µs | %.2f %% | %s | %s | %s |\n",
+			r.Mechanism, r.Size, us(r.P50Ns), us(r.P99Ns), us(r.P999Ns), us(r.MaxNs), r.MsgPerSec, r.MBPerSec,
+			r.CPUNsPerMsg/1e3, r.LostPct, r.Direction, r.Fanout, r.Access)
+	}
+	return b.String()
+}
