@@ -357,6 +357,24 @@ func (r *Reader) read(i uint64) (slotState, int, int64) {
 	return slotOK, int(n), ts
 }
 
+// published returns the number of samples published: the cursor, plus
+// one if the writer completed the slot of sample c but died before it
+// advanced the cursor (commit closes the seqlock, then moves the cursor).
+func (r *Reader) published() uint64 {
+	c := r.cursor.load()
+	s := slotAt(r.mem, headerSize+int(c&r.mask)*r.geo.slotStride)
+	seq := atomic.LoadUint32(s.seq()) // acquire: idx is read after it
+	if seq == 0 || seq&1 != 0 {
+		return c
+	}
+	idx := s.index()
+	readFence(&r.fence)
+	if atomic.LoadUint32(s.seq()) == seq && idx == c {
+		return c + 1
+	}
+	return c
+}
+
 // TryNext returns the next sample if one is ready, without waiting.
 func (r *Reader) TryNext() (Sample, bool, error) {
 	if r.done {

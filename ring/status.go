@@ -37,6 +37,8 @@ func (s WriterState) String() string {
 type Status struct {
 	State     WriterState
 	Published uint64 // samples published so far (the write cursor)
+	// Published counts a sample whose slot is complete even if the writer
+	// died before advancing the cursor past it: readers deliver it.
 	// HeartbeatAge is the time since the writer last published or called
 	// Heartbeat. A live writer whose heartbeat is much older than its
 	// heartbeat interval is hung (or stopped).
@@ -53,7 +55,7 @@ func (r *Reader) Status() (Status, error) {
 		return Status{}, ErrClosed
 	}
 	st := Status{
-		Published:    r.cursor.load(),
+		Published:    r.published(),
 		HeartbeatAge: beatAge(r.beat),
 	}
 	start, err := processStart(r.hdr.WriterPID)
