@@ -12,7 +12,9 @@
 // does not hide stalls); the receiver records now minus that time.
 //
 // Work in progress: pipe, FIFO, Unix stream and seqpacket sockets, TCP,
-// UDP and the sensorbus ring are measured; POSIX and System V message
-// queues, shared memory with a semaphore, signals, a memory-mapped file,
-// NATS and ZeroMQ are still to come (see the project's issue).
+// UDP, POSIX and System V message queues, a polled memory-mapped file and
+// the sensorbus ring are measured; shared memory with a semaphore,
+// signals, NATS and ZeroMQ are still to come (see the project's issue). A
+// mechanism that cannot carry a size (the kernel's default message queue
+// limits stop at 8 KiB) shows the reason in its row.
 package main

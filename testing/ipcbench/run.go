@@ -216,6 +216,14 @@ func receive() int {
 			n, err := f.Read(buf)
 			return buf[:n], err
 		}
+	case "posix-mq", "sysv-mq", "mmap":
+		open := map[string]func(int) (func() ([]byte, error), error){"posix-mq": posixMQReceiver, "sysv-mq": sysvMQReceiver, "mmap": mmapReceiver}[os.Getenv("MECH")]
+		n, err := open(size)
+		fmt.Println("ready")
+		if err != nil {
+			return fail(err)
+		}
+		next = n
 	case "ring":
 		wait := ring.WaitBlock
 		if os.Getenv("RING_WAIT") == "spin" {
