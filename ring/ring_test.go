@@ -528,6 +528,16 @@ func TestAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Reserve+Commit allocates %v times", n)
 	}
+	for _, wait := range []Wait{WaitBlock, WaitSpin} {
+		nr := mustOpen(t, dir, "alloc", ReaderConfig{Wait: wait})
+		ctx := context.Background()
+		if n := testing.AllocsPerRun(1000, func() {
+			w.Publish(p)
+			nr.Next(ctx)
+		}); n != 0 {
+			t.Errorf("Publish+Next (wait %v) allocates %v times", wait, n)
+		}
+	}
 }
 
 func TestStatusAliveQuietClosed(t *testing.T) {

@@ -13,18 +13,21 @@ import (
 // Encode encodes v straight into the writer's next slot and publishes it,
 // without allocating. A message that does not fit gives ErrTooLarge and
 // publishes nothing.
-func Encode[T any, P Ptr[T]](w *ring.Writer, v *T) error {
-	p := P(v)
+func Encode[T any, P Ptr[T]](w *ring.Writer, v *T) error { return EncodeMessage(w, P(v)) }
+
+// EncodeMessage is Encode for a message whose type is known only at run
+// time (a program that publishes any built-in type).
+func EncodeMessage(w *ring.Writer, m Message) error {
 	// Msgsize is an upper bound: a message it admits always fits, so
 	// MarshalMsg never has to grow (allocate) the slot buffer.
-	if p.Msgsize() > w.SlotSize() {
+	if m.Msgsize() > w.SlotSize() {
 		return ErrTooLarge
 	}
 	buf, err := w.Reserve()
 	if err != nil {
 		return err
 	}
-	out, err := p.MarshalMsg(buf[:0])
+	out, err := m.MarshalMsg(buf[:0])
 	if err != nil {
 		w.Abort()
 		return fmt.Errorf("schema: encode: %w", err)

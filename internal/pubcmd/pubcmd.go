@@ -182,10 +182,7 @@ func run(c config, stdin io.Reader, stdout, stderr io.Writer) error {
 // stretch, which sleeping cannot hit precisely; a late sample does not
 // shift the ones after it.
 func loop(ctx context.Context, c config, pub *bus.Publisher, src source) (uint64, error) {
-	w, err := ringWriter(pub)
-	if err != nil {
-		return 0, err
-	}
+	w := pub.Ring()
 	var interval int64
 	if c.rate > 0 {
 		interval = int64(float64(time.Second) / c.rate)
@@ -223,31 +220,14 @@ func loop(ctx context.Context, c config, pub *bus.Publisher, src source) (uint64
 		if !ok {
 			break
 		}
-		if err := w(m); err != nil {
+		if err := schema.EncodeMessage(w, m); err != nil {
+			if errors.Is(err, schema.ErrTooLarge) {
+				return seq, fmt.Errorf("sample %d of up to %d bytes does not fit %d-byte slots (raise --slot-size): %w", seq, m.Msgsize(), w.SlotSize(), err)
+			}
 			return seq, fmt.Errorf("publish sample %d: %w", seq, err)
 		}
 	}
 	return seq, nil
-}
-
-// ringWriter returns a function that encodes a message into the next slot.
-func ringWriter(pub *bus.Publisher) (func(schema.Message) error, error) {
-	w := pub.Ring()
-	return func(m schema.Message) error {
-		if m.Msgsize() > w.SlotSize() {
-			return fmt.Errorf("sample of up to %d bytes does not fit %d-byte slots (raise --slot-size): %w", m.Msgsize(), w.SlotSize(), schema.ErrTooLarge)
-		}
-		buf, err := w.Reserve()
-		if err != nil {
-			return err
-		}
-		out, err := m.MarshalMsg(buf[:0])
-		if err != nil || len(out) > len(buf) {
-			w.Abort()
-			return fmt.Errorf("encode: %v", err)
-		}
-		return w.Commit(len(out))
-	}, nil
 }
 
 type synthetic struct{ g *app.Synth }
