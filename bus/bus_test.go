@@ -437,6 +437,10 @@ func TestGCAfterKill9LeavesNothing(t *testing.T) {
 	p := startChild(t, "", "publisher", append(optsEnv(opts), "BUS_TOPIC=crash"), nil)
 	p.Expect("ready")
 	p.Kill9()
+	// Files sees exactly what the dead publisher left: socket, ring, wake file.
+	if files, err := Files(opts); err != nil || len(files) != 3 {
+		t.Fatalf("Files after kill -9: %v, %v", files, err)
+	}
 	topics, err := List(opts)
 	if err != nil || len(topics) != 1 || topics[0].State != "dead" {
 		t.Fatalf("List after kill -9: %+v, %v", topics, err)
@@ -444,6 +448,9 @@ func TestGCAfterKill9LeavesNothing(t *testing.T) {
 	removed, err := GC(opts)
 	if err != nil || len(removed) != 3 {
 		t.Fatalf("GC removed %v, %v; want the ring, its wake file and the socket", removed, err)
+	}
+	if files, err := Files(opts); err != nil || len(files) != 0 {
+		t.Fatalf("Files after GC: %v, %v", files, err)
 	}
 }
 

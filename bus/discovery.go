@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,39 @@ func Info(opts Options, topic string) (TopicInfo, error) {
 		return TopicInfo{}, fmt.Errorf("%w: no topic %q on the bus %s", ErrNoPublisher, topic, b.dir)
 	}
 	return ti, nil
+}
+
+// Files lists every file the bus holds: its directory's entries and its
+// segments in the shared-memory directory (any other bus's and any other
+// program's files there are left out). After a clean shutdown, or after
+// GC once every publisher is gone, it is empty. A bus directory that does
+// not exist holds nothing.
+func Files(opts Options) ([]string, error) {
+	b, err := opts.open(false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	for _, e := range ents {
+		files = append(files, filepath.Join(b.dir, e.Name()))
+	}
+	shm, err := os.ReadDir(b.shm)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return files, fmt.Errorf("bus: %w", err)
+	}
+	for _, e := range shm {
+		if strings.HasPrefix(e.Name(), b.segmentPrefix()) {
+			files = append(files, filepath.Join(b.shm, e.Name()))
+		}
+	}
+	return files, nil
 }
 
 // topics lists the names with a socket in the bus directory or a segment

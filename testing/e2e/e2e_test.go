@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
 )
 
@@ -58,31 +58,17 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// leftovers lists the bus directory's files and this bus's segments.
+// leftovers lists what the bus still holds, as the bus itself counts it.
 func (e *env) leftovers() []string {
-	var left []string
-	ents, _ := os.ReadDir(e.dir)
-	for _, x := range ents {
-		left = append(left, filepath.Join(e.dir, x.Name()))
+	files, err := bus.Files(bus.Options{Dir: e.dir})
+	if err != nil {
+		return []string{err.Error()}
 	}
-	h := fnv.New32a()
-	h.Write([]byte(e.dir))
-	prefix := fmt.Sprintf("sensorbus-%08x-", h.Sum32())
-	shm, _ := os.ReadDir("/dev/shm")
-	for _, x := range shm {
-		if strings.HasPrefix(x.Name(), prefix) {
-			left = append(left, "/dev/shm/"+x.Name())
-		}
-	}
-	return left
+	return files
 }
 
 func (e *env) cmd(prog string, args ...string) *exec.Cmd {
-	c := exec.Command(filepath.Join(binDir, prog), append(args, "--bus-dir", e.dir)...)
-	if prog == "busctl" {
-		c = exec.Command(filepath.Join(binDir, prog), append(args, "--bus-dir", e.dir)...)
-	}
-	return c
+	return exec.Command(filepath.Join(binDir, prog), append(args, "--bus-dir", e.dir)...)
 }
 
 // result is a finished program.

@@ -140,7 +140,7 @@ func mechanisms(work string) []mechanism {
 		{name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
 		{name: "POSIX message queue", direction: "one-way", fanout: "1:1", access: "file mode (mqueue fs)", setup: setupPosixMQ},
 		{name: "System V message queue", direction: "one-way", fanout: "1:1", access: "IPC permissions", setup: setupSysVMQ},
-		{name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap(work)},
+		{name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
 		{name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
 		{name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
 		{name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},

@@ -148,39 +148,38 @@ func sysvMQReceiver(size int) (func() ([]byte, error), error) {
 // sequence word it bumps; the receiver polls the word and copies. There is
 // no back-pressure and no torn-read check beyond re-reading the word: the
 // plain pattern the comparison lists, lossy under load.
-func setupMmap(work string) func(size int) (*channel, error) {
-	return func(size int) (*channel, error) {
-		dir, err := os.MkdirTemp("", "ipcbench-mmap-")
-		if err != nil {
-			return nil, err
-		}
-		_ = work
-		path := filepath.Join(dir, "map")
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		total := 64 + size
-		f.Truncate(int64(total))
-		mem, err := syscall.Mmap(int(f.Fd()), 0, total, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		word := (*uint32)(unsafe.Pointer(&mem[0]))
-		return &channel{
-			send: func(b []byte) error {
-				seq := atomic.LoadUint32(word)
-				atomic.StoreUint32(word, seq+1) // odd: being written
-				copy(mem[64:], b)
-				atomic.StoreUint32(word, seq+2)
-				return nil
-			},
-			finish:  func() {},
-			env:     []string{"MECH=mmap", "MAP=" + path},
-			cleanup: func() { syscall.Munmap(mem); os.RemoveAll(dir) },
-		}, nil
+func setupMmap(size int) (*channel, error) {
+	dir, err := os.MkdirTemp("", "ipcbench-mmap-")
+	if err != nil {
+		return nil, err
 	}
+	path := filepath.Join(dir, "map")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	total := 64 + size
+	f.Truncate(int64(total))
+	mem, err := syscall.Mmap(int(f.Fd()), 0, total, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	word := (*uint32)(unsafe.Pointer(&mem[0]))
+	return &channel{
+		send: func(b []byte) error {
+			seq := atomic.LoadUint32(word)
+			atomic.StoreUint32(word, seq+1) // odd: being written
+			copy(mem[64:], b)
+			atomic.StoreUint32(word, seq+2)
+			return nil
+		},
+		finish:  func() {},
+		env:     []string{"MECH=mmap", "MAP=" + path},
+		cleanup: func() { syscall.Munmap(mem); os.RemoveAll(dir) },
+	}, nil
 }
 
 func mmapReceiver(size int) (func() ([]byte, error), error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand"
 	"os"
@@ -405,22 +404,11 @@ func (s *soak) finish(d time.Duration) (*Summary, error) {
 }
 
 func (s *soak) leftovers() []string {
-	var left []string
-	ents, _ := os.ReadDir(s.dir)
-	for _, e := range ents {
-		left = append(left, filepath.Join(s.dir, e.Name()))
+	files, err := bus.Files(s.opts)
+	if err != nil {
+		return []string{err.Error()}
 	}
-	abs, _ := filepath.Abs(s.dir)
-	h := fnv.New32a()
-	h.Write([]byte(abs))
-	prefix := fmt.Sprintf("sensorbus-%08x-", h.Sum32())
-	shm, _ := os.ReadDir("/dev/shm")
-	for _, e := range shm {
-		if strings.HasPrefix(e.Name(), prefix) {
-			left = append(left, "/dev/shm/"+e.Name())
-		}
-	}
-	return left
+	return files
 }
 
 func (s *soak) killAll() {
