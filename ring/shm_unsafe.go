@@ -139,9 +139,11 @@ func (s slotRef) data(n int) []byte {
 // helper before ARMv7) and atomic.Load is LDR; DMB: the odd store's
 // trailing barrier orders it before the payload, and readFence's leading
 // barrier orders the payload loads before the seq load. On amd64 and 386
-// (TSO) stores are not reordered with stores nor loads with loads; the
-// atomic store is XCHG, a full barrier, and the fences cost one
-// uncontended access to a process-local word.
+// (TSO) stores are not reordered with stores nor loads with loads, so the
+// fences only need to stop the compiler; they cost one uncontended access
+// to a process-local word. The writer's seq stores use storeRelease, a
+// plain MOV on amd64 (store_amd64.go), since StoreStore is all they need
+// there.
 //
 // The word is process-local (a field of the Writer or Reader), so the fence
 // never contends with another core. Both fences are kept by the compiler:

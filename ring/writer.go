@@ -274,9 +274,9 @@ func evenAfter(seq uint32) uint32 {
 
 // begin marks slot s as being written and returns its previous sequence.
 func (w *Writer) begin(s slotRef) uint32 {
-	seq := atomic.LoadUint32(s.seq())  // only this writer stores it
-	atomic.StoreUint32(s.seq(), seq+1) // odd: readers of this slot retry from here on
-	writeFence(&w.fence)               // the odd seq is visible before any payload store
+	seq := atomic.LoadUint32(s.seq()) // only this writer stores it
+	storeRelease(s.seq(), seq+1)      // odd: readers of this slot retry from here on
+	writeFence(&w.fence)              // the odd seq is visible before any payload store
 	return seq
 }
 
@@ -287,7 +287,7 @@ func (w *Writer) commit(s slotRef, seq uint32, n int) {
 	s.setLength(uint32(n))
 	s.setIndex(w.next)
 	s.setTime(now)
-	atomic.StoreUint32(s.seq(), evenAfter(seq)) // release: payload and metadata are visible before the even seq
+	storeRelease(s.seq(), evenAfter(seq)) // release: payload and metadata are visible before the even seq
 
 	prev := w.next
 	w.next++

@@ -1,0 +1,10 @@
+//go:build !amd64
+
+package ring
+
+import "sync/atomic"
+
+// storeRelease stores v at p with (at least) release ordering. Outside
+// amd64 sync/atomic's store is the cheapest such store Go offers: STLR on
+// arm64, a store between two barriers on 32-bit ARM.
+func storeRelease(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
