@@ -50,7 +50,6 @@ soak-short:
 
 # IPC comparison between two processes (its own module, testing/ipcbench):
 # latency at 10k msg/s, throughput, CPU per message, for 64 B, 1 KiB, 16 KiB.
-# Work in progress: see testing/ipcbench/doc.go for what it measures so far.
 ipcbench:
 	cd testing/ipcbench && $(GO) run . --json ../../ipcbench.json --md ../../ipcbench.md
 

@@ -11,10 +11,19 @@
 // falls behind its schedule is charged for it, so coordinated omission
 // does not hide stalls); the receiver records now minus that time.
 //
-// Work in progress: pipe, FIFO, Unix stream and seqpacket sockets, TCP,
-// UDP, POSIX and System V message queues, a polled memory-mapped file and
-// the sensorbus ring are measured; shared memory with a semaphore,
-// signals, NATS and ZeroMQ are still to come (see the project's issue). A
-// mechanism that cannot carry a size (the kernel's default message queue
-// limits stop at 8 KiB) shows the reason in its row.
+// Mechanisms: anonymous pipe, named pipe, Unix stream and seqpacket
+// sockets, TCP and UDP over loopback, POSIX and System V message queues,
+// shared memory guarded by System V semaphores (the classic bounded
+// buffer), queued real-time signals (notification only: the signal value
+// carries the due time, there is no payload), a polled memory-mapped file,
+// the sensorbus ring with spinning and futex readers (1 and 4 readers),
+// NATS with an embedded nats-server over loopback TCP, and ZeroMQ
+// publish/subscribe in pure Go (go-zeromq/zmq4) over ipc://. --only takes
+// their short names. A mechanism that cannot carry a size (the kernel's
+// default message queue limits stop at 8 KiB) shows the reason in its row.
+//
+// Lossy mechanisms (UDP, the polled file, the ring, NATS and ZeroMQ drop
+// or overwrite rather than block a fast sender) count what the receiver
+// missed in the lost column; CPU per message divides the CPU time of the
+// sender and the receivers by the messages delivered.
 package main

@@ -35,7 +35,7 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 10_000, "messages per second in the latency runs")
 	flag.DurationVar(&cfg.latencyFor, "latency-duration", 3*time.Second, "length of each latency run")
 	flag.DurationVar(&cfg.throughputFor, "throughput-duration", 2*time.Second, "length of each throughput run")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated mechanisms to run (default all)")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated mechanisms to run (default all): "+strings.Join(mechanismKeys(), ","))
 	flag.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON to this file")
 	flag.StringVar(&cfg.mdPath, "md", "", "write the Markdown table to this file")
 	flag.Parse()
@@ -116,7 +116,8 @@ func cpuNs() int64 {
 // what its receivers need.
 type channel struct {
 	send    func(b []byte) error
-	finish  func() // the sender is done: tell receivers (EOF, close)
+	ready   func(info string) error // optional: what a receiver said after "ready"
+	finish  func()                  // the sender is done: tell receivers (EOF, close)
 	files   []*os.File
 	env     []string
 	cleanup func()
@@ -124,27 +125,42 @@ type channel struct {
 
 // mechanism is one way of moving bytes between processes.
 type mechanism struct {
+	key                             string // for --only
 	name, direction, fanout, access string
 	readers                         int
 	lossy                           bool // may drop under load; the receiver counts gaps
+	noPayload                       bool // carries no message: measured once, size "none"
 	setup                           func(size int) (*channel, error)
 }
 
 func mechanisms(work string) []mechanism {
 	return []mechanism{
-		{name: "pipe", direction: "one-way", fanout: "1:1", access: "descriptor inheritance", setup: setupPipe},
-		{name: "named pipe (FIFO)", direction: "one-way", fanout: "1:1", access: "file mode", setup: func(size int) (*channel, error) { return setupFIFO(work) }},
-		{name: "Unix socket (stream)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_STREAM, "uds-stream") }},
-		{name: "Unix socket (seqpacket)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_SEQPACKET, "uds-seqpacket") }},
-		{name: "TCP loopback", direction: "two-way", fanout: "1:1", access: "none (any local process)", setup: setupTCP},
-		{name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
-		{name: "POSIX message queue", direction: "one-way", fanout: "1:1", access: "file mode (mqueue fs)", setup: setupPosixMQ},
-		{name: "System V message queue", direction: "one-way", fanout: "1:1", access: "IPC permissions", setup: setupSysVMQ},
-		{name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
-		{name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
-		{name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
-		{name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
+		{key: "pipe", name: "pipe", direction: "one-way", fanout: "1:1", access: "descriptor inheritance", setup: setupPipe},
+		{key: "fifo", name: "named pipe (FIFO)", direction: "one-way", fanout: "1:1", access: "file mode", setup: func(size int) (*channel, error) { return setupFIFO(work) }},
+		{key: "uds-stream", name: "Unix socket (stream)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_STREAM, "uds-stream") }},
+		{key: "uds-seqpacket", name: "Unix socket (seqpacket)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_SEQPACKET, "uds-seqpacket") }},
+		{key: "tcp", name: "TCP loopback", direction: "two-way", fanout: "1:1", access: "none (any local process)", setup: setupTCP},
+		{key: "udp", name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
+		{key: "posix-mq", name: "POSIX message queue", direction: "one-way", fanout: "1:1", access: "file mode (mqueue fs)", setup: setupPosixMQ},
+		{key: "sysv-mq", name: "System V message queue", direction: "one-way", fanout: "1:1", access: "IPC permissions", setup: setupSysVMQ},
+		{key: "shm-sem", name: "shared memory + System V semaphores", direction: "one-way", fanout: "1:1", access: "file mode, IPC permissions", setup: setupShmSem(work)},
+		{key: "signal", name: "signal (real-time, queued)", direction: "one-way", fanout: "1:1", access: "same user or CAP_KILL", noPayload: true, setup: setupSignal},
+		{key: "mmap", name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
+		{key: "ring-spin", name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
+		{key: "ring-futex", name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
+		{key: "ring-spin-4", name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
+		{key: "ring-futex-4", name: "sensorbus ring (futex, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "block")},
+		{key: "nats", name: "NATS (embedded server, TCP loopback)", direction: "two-way", fanout: "1:N", access: "users, tokens, NKeys, TLS; per-subject permissions", lossy: true, setup: setupNATS},
+		{key: "zmq", name: "ZeroMQ PUB/SUB (go-zeromq, ipc://)", direction: "one-way", fanout: "1:N", access: "file mode; CURVE or PLAIN security", lossy: true, setup: setupZMQ(work)},
 	}
+}
+
+func mechanismKeys() []string {
+	var keys []string
+	for _, m := range mechanisms("") {
+		keys = append(keys, m.key)
+	}
+	return keys
 }
 
 func setupPipe(int) (*channel, error) {
@@ -272,6 +288,12 @@ func ringSetup(work, wait string) func(size int) (*channel, error) {
 		name := "ipcbench-" + strconv.Itoa(os.Getpid())
 		w, err := ring.Create(ring.Config{Dir: work, Name: name, SlotSize: size, Slots: 4096})
 		if err != nil {
+			return nil, err
+		}
+		// As a real-time publisher would (see the README): otherwise the
+		// first lap of a 64 MiB ring (16 KiB slots) measures page faults.
+		if err := w.Prefault(); err != nil {
+			w.Close()
 			return nil, err
 		}
 		return &channel{

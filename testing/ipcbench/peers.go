@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// What a Go user would pick instead of sensorbus: NATS, with the server
+// embedded in the sender's process (its CPU time is the sender's), over
+// loopback TCP; and ZeroMQ's publish/subscribe in pure Go over ipc://.
+
+const natsSubject = "ipcbench"
+
+func setupNATS(int) (*channel, error) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	go s.Start()
+	if !s.ReadyForConnections(startTimeout) {
+		s.Shutdown()
+		return nil, errors.New("embedded nats-server did not start")
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		s.Shutdown()
+		return nil, err
+	}
+	return &channel{
+		send: func(b []byte) error { return nc.Publish(natsSubject, b) },
+		finish: func() {
+			nc.Flush()
+			end := make([]byte, headerSize)
+			binary.LittleEndian.PutUint64(end, lastSeq)
+			nc.Publish(natsSubject, end)
+			nc.Flush()
+		},
+		env:     []string{"MECH=nats", "NATS_URL=" + s.ClientURL()},
+		cleanup: func() { nc.Close(); s.Shutdown(); s.WaitForShutdown() },
+	}, nil
+}
+
+// natsReceiver subscribes before it reports ready: the round trip of
+// Flush makes sure the server has the subscription.
+func natsReceiver(int) (func() ([]byte, error), error) {
+	nc, err := nats.Connect(os.Getenv("NATS_URL"))
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.SubscribeSync(natsSubject)
+	if err != nil {
+		return nil, err
+	}
+	// Let the client queue as much as the server may send it: a receiver
+	// that falls behind then loses messages (counted) only at the server.
+	sub.SetPendingLimits(-1, -1)
+	if err := nc.Flush(); err != nil {
+		return nil, err
+	}
+	return func() ([]byte, error) {
+		for {
+			m, err := sub.NextMsg(opTimeout)
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				continue // dropped messages show as gaps in the sequence
+			}
+			if err != nil {
+				return nil, err
+			}
+			return m.Data, nil
+		}
+	}, nil
+}
+
+// zmqHWM bounds the publisher's queue. go-zeromq's PUB queues without
+// limit by default and drops new messages silently at the limit, so a
+// throughput run measures what gets through, and the receiver counts the
+// rest as lost.
+const zmqHWM = 10_000
+
+func setupZMQ(work string) func(int) (*channel, error) {
+	return func(int) (*channel, error) {
+		ep := "ipc://" + filepath.Join(work, "zmq.sock")
+		pub := zmq4.NewPub(context.Background())
+		if err := pub.SetOption(zmq4.OptionHWM, zmqHWM); err != nil {
+			pub.Close()
+			return nil, err
+		}
+		if err := pub.Listen(ep); err != nil {
+			pub.Close()
+			return nil, err
+		}
+		subscribed := func() error {
+			// A subscription travels from the SUB to the PUB asynchronously
+			// (the "slow joiner"): wait until the PUB has it.
+			deadline := time.Now().Add(startTimeout)
+			for len(pub.(zmq4.Topics).Topics()) == 0 {
+				if time.Now().After(deadline) {
+					return errors.New("zmq: the subscription did not reach the publisher")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		}
+		return &channel{
+			ready: func(string) error { return subscribed() },
+			send:  func(b []byte) error { return pub.Send(zmq4.NewMsg(b)) },
+			finish: func() {
+				// The end marker may meet a full queue: repeat it.
+				end := make([]byte, headerSize)
+				binary.LittleEndian.PutUint64(end, lastSeq)
+				for range 20 {
+					pub.Send(zmq4.NewMsg(end))
+					time.Sleep(5 * time.Millisecond)
+				}
+			},
+			env:     []string{"MECH=zmq", "ZMQ_EP=" + ep},
+			cleanup: func() { pub.Close() },
+		}, nil
+	}
+}
+
+func zmqReceiver(int) (func() ([]byte, error), error) {
+	sub := zmq4.NewSub(context.Background())
+	if err := sub.Dial(os.Getenv("ZMQ_EP")); err != nil {
+		return nil, fmt.Errorf("zmq dial: %w", err)
+	}
+	if err := sub.SetOption(zmq4.OptionSubscribe, ""); err != nil {
+		return nil, err
+	}
+	return func() ([]byte, error) {
+		m, err := sub.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return m.Bytes(), nil
+	}, nil
+}
