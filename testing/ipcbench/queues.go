@@ -154,15 +154,7 @@ func setupMmap(size int) (*channel, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "map")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	total := 64 + size
-	f.Truncate(int64(total))
-	mem, err := syscall.Mmap(int(f.Fd()), 0, total, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	f.Close()
+	mem, err := mapFile(path, 64+size, true)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
