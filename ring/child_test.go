@@ -207,12 +207,7 @@ func TestMultiProcessNoLossWithoutLapping(t *testing.T) {
 	env := []string{"RING_DIR=" + dir, "RING_NAME=nolap", "RING_PAYLOAD=64", "RING_SLOTS=65536", "RING_COUNT=" + strconv.Itoa(count)}
 	w := startChild(t, "writer", env...)
 	w.Expect("ready")
-	var readers []*proctest.Child
-	for _, wait := range []string{"spin", "block"} {
-		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.Expect("ready")
-		readers = append(readers, r)
-	}
+	readers := startReaders(t, env)
 	w.Send("go")
 	for k, r := range readers {
 		if res := result(t, r); res.Received != count || res.Lost != 0 || res.Corrupt != 0 || res.End != "closed" {
@@ -230,12 +225,7 @@ func TestKillWriterMidWrite(t *testing.T) {
 	env := []string{"RING_DIR=" + dir, "RING_NAME=hang", "RING_PAYLOAD=64", "RING_SLOTS=64", "RING_COUNT=40"}
 	w := startChild(t, "writer-hang", env...)
 	w.Expect("ready")
-	var readers []*proctest.Child
-	for _, wait := range []string{"spin", "block"} {
-		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.Expect("ready")
-		readers = append(readers, r)
-	}
+	readers := startReaders(t, env)
 	w.Send("go")
 	w.Expect("reserved")
 	w.Kill9()
@@ -263,12 +253,7 @@ func TestKillWriterWhilePublishing(t *testing.T) {
 	env := []string{"RING_DIR=" + dir, "RING_NAME=kill", "RING_PAYLOAD=200", "RING_SLOTS=128", "RING_COUNT=0"}
 	w := startChild(t, "writer", env...)
 	w.Expect("ready")
-	var readers []*proctest.Child
-	for _, wait := range []string{"spin", "block"} {
-		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
-		r.Expect("ready")
-		readers = append(readers, r)
-	}
+	readers := startReaders(t, env)
 	probe := mustOpen(t, dir, "kill", ReaderConfig{Wait: WaitSpin})
 	w.Send("go")
 	// Let it publish a while, then kill it wherever it is.
@@ -300,4 +285,17 @@ func TestKillWriterWhilePublishing(t *testing.T) {
 		t.Fatal("new writer reused the dead writer's generation")
 	}
 	w2.Close()
+}
+
+// startReaders starts a spinning and a blocking reader child with env and
+// waits until both are attached.
+func startReaders(t *testing.T, env []string) []*proctest.Child {
+	t.Helper()
+	var readers []*proctest.Child
+	for _, wait := range []string{"spin", "block"} {
+		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
+		r.Expect("ready")
+		readers = append(readers, r)
+	}
+	return readers
 }

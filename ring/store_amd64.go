@@ -7,7 +7,7 @@ package ring
 // sync/atomic's store is XCHG instead, a full barrier that also makes the
 // thread wait until the store is globally visible, which costs a cache-line
 // transfer whenever a reader on another core holds the slot's line: it
-// doubled the writer's time per publish with one spinning reader on a
+// nearly doubled the writer's time per publish with one spinning reader on a
 // 2-vCPU VM (see BenchmarkThroughput). The writer stores a slot's sequence
 // with it; only the Dekker handshake with sleeping readers (cursor store,
 // then waiting load) needs the full barrier, and keeps sync/atomic.

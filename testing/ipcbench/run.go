@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,16 +32,11 @@ func runAll(cfg config) ([]Result, error) {
 	if cfg.only != "" {
 		want = map[string]bool{}
 		for _, n := range strings.Split(cfg.only, ",") {
-			want[strings.TrimSpace(n)] = true
-		}
-		for _, m := range mechanisms(work) {
-			delete(want, m.key)
-		}
-		if len(want) > 0 {
-			return nil, fmt.Errorf("--only: unknown mechanism in %q; known: %s", cfg.only, strings.Join(mechanismKeys(), ","))
-		}
-		for _, n := range strings.Split(cfg.only, ",") {
-			want[strings.TrimSpace(n)] = true
+			n = strings.TrimSpace(n)
+			if !slices.Contains(mechanismKeys(), n) {
+				return nil, fmt.Errorf("--only: unknown mechanism %q; known: %s", n, strings.Join(mechanismKeys(), ","))
+			}
+			want[n] = true
 		}
 	}
 	var out []Result
