@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -98,6 +99,32 @@ func runBenchChild(role string) int {
 			}
 			atomic.StoreUint32(word, want+1)
 		}
+	case "oneway":
+		fd, err := sys.Open(filepath.Join(dir, name), true)
+		if err != nil {
+			return 1
+		}
+		mem, err := sys.Mmap(fd, 4096, false)
+		if err != nil {
+			return 1
+		}
+		seq, stamp := u32(mem, 0), (*int64)(unsafe.Pointer(&mem[8]))
+		h := hdrhistogram.New(1, int64(10*time.Second), 3)
+		fmt.Println("ready")
+		for last := uint32(0); ; {
+			v := atomic.LoadUint32(seq)
+			if v == last {
+				continue
+			}
+			if v == ^uint32(0) {
+				break
+			}
+			now := clock.Mono()
+			h.RecordValue(max(now-*stamp, 1)) // stamp stored before seq (TSO; amd64 yardstick)
+			last = v
+		}
+		json.NewEncoder(os.Stdout).Encode(benchReaderResult{Received: uint64(h.TotalCount()), P50: h.ValueAtQuantile(50)})
+		return 0
 	case "pipe-echo":
 		buf := make([]byte, 64)
 		for {
@@ -241,25 +268,7 @@ func threadCPU() int64 {
 // through a shared mapping: ns/op is one round trip, the floor for any
 // shared-memory handoff on this machine.
 func BenchmarkYardstickCacheLine(b *testing.B) {
-	dir := testDir(b)
-	path := filepath.Join(dir, "pingpong")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.Truncate(4096)
-	f.Close()
-	defer os.Remove(path)
-	fd, err := sys.Open(path, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sys.Close(fd)
-	mem, err := sys.Mmap(fd, 4096, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sys.Munmap(mem)
+	dir, mem := sharedPage(b, "pingpong")
 	word := u32(mem, 0)
 	c := startChild(b, "pingpong", "RING_DIR="+dir, "RING_NAME=pingpong")
 	c.Expect("ready")
@@ -272,6 +281,64 @@ func BenchmarkYardstickCacheLine(b *testing.B) {
 	}
 	atomic.StoreUint32(word, ^uint32(0))
 	c.Cmd.Wait()
+}
+
+// BenchmarkYardstickOneWay measures a one-way handoff the way
+// BenchmarkLatency does, with nothing of the ring in it: at 10,000 a
+// second the writer stores its clock and then bumps a word in the same
+// cache line; the reader process spins on the word and records its own
+// clock minus the stored one. p50-ns is the floor for BenchmarkLatency's
+// spinning reader on this machine: one cache line moved, plus two clock
+// reads.
+func BenchmarkYardstickOneWay(b *testing.B) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "386" {
+		b.Skip("the stamp is a plain store ordered by TSO")
+	}
+	dir, mem := sharedPage(b, "oneway")
+	seq, stamp := u32(mem, 0), (*int64)(unsafe.Pointer(&mem[8]))
+	c := startChild(b, "oneway", "RING_DIR="+dir, "RING_NAME=oneway")
+	c.Expect("ready")
+	const interval = int64(100 * time.Microsecond)
+	next := clock.Mono()
+	v := uint32(0)
+	for b.Loop() {
+		next += interval
+		for clock.Mono() < next {
+		}
+		*stamp = clock.Mono()
+		v++
+		if v == ^uint32(0) {
+			v = 1
+		}
+		atomic.StoreUint32(seq, v)
+	}
+	atomic.StoreUint32(seq, ^uint32(0))
+	res := benchResult(b, c)
+	b.ReportMetric(float64(res.P50), "p50-ns")
+}
+
+// sharedPage creates a one-page file in a test directory and maps it
+// read-write; the mapping and file go at the end of the benchmark.
+func sharedPage(b *testing.B, name string) (dir string, mem []byte) {
+	dir = testDir(b)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	fd, err := sys.Open(path, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Close(fd)
+	mem, err = sys.Mmap(fd, 4096, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		sys.Munmap(mem)
+		os.Remove(path)
+	})
+	return dir, mem
 }
 
 // BenchmarkYardstickPipe sends 64 bytes through a pipe to another process

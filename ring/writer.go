@@ -32,6 +32,7 @@ type Writer struct {
 	wakeSeq   *uint32 // in the wake file
 
 	next      uint64 // samples published; the writer's own copy of cursor
+	ahead     int    // cache lines of a slot to prefetch, prefetchDistance samples early; 0: none
 	lastBeat  int64  // Mono of the last heartbeat Publish stored
 	beatEvery int64
 	reserved  bool
@@ -87,6 +88,9 @@ func Create(cfg Config) (*Writer, error) {
 	}
 	if w.beatEvery == 0 {
 		w.beatEvery = int64(100 * time.Millisecond)
+	}
+	if hasPrefetchW && geo.slotCount >= 4*prefetchDistance {
+		w.ahead = min(geo.slotStride, prefetchBytes) / 64
 	}
 	ok := false
 	defer func() {
@@ -292,6 +296,9 @@ func (w *Writer) commit(s slotRef, seq uint32, n int) {
 	prev := w.next
 	w.next++
 	w.cursor.store(w.next, prev) // release: the slot is complete before the cursor counts it
+	if w.ahead > 0 {
+		prefetchw(w.slot(w.next+prefetchDistance).p, w.ahead)
+	}
 
 	// After the cursor store, so that a reader which announced itself
 	// before reading the cursor is seen here (both sides store, then
@@ -304,6 +311,24 @@ func (w *Writer) commit(s slotRef, seq uint32, n int) {
 		w.lastBeat = now
 	}
 }
+
+// A slot's lines that readers have read are theirs, shared, until the
+// writer takes them back for ownership; with readers on other cores each
+// take-back is a cross-core transfer, and the store buffer hides only a
+// few of them: with 4 spinning readers attached the writer spent 108 ns
+// per 64-byte publish instead of 40 on the 2-vCPU VM. So after each sample
+// it asks for ownership of the slot prefetchDistance samples ahead, which
+// overlaps those transfers with the publishes in between: 43 ns with 4
+// readers, 41.5 alone (BenchmarkThroughput, slots=4096). The slot ahead
+// holds a sample about to be overwritten, so a reader still reading it
+// loses little; rings of fewer than 4*prefetchDistance slots skip it,
+// since there it may be a slot a keeping-up reader is reading. Only the
+// first prefetchBytes of a slot are prefetched: larger payloads are
+// copied in long runs the CPU's own prefetchers follow.
+const (
+	prefetchDistance = 4
+	prefetchBytes    = 256
+)
 
 // wake wakes every reader sleeping in a blocking wait.
 func (w *Writer) wake() {
