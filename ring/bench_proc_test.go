@@ -125,6 +125,29 @@ func runBenchChild(role string) int {
 		}
 		json.NewEncoder(os.Stdout).Encode(benchReaderResult{Received: uint64(h.TotalCount()), P50: h.ValueAtQuantile(50)})
 		return 0
+	case "ring-echo":
+		// Read the parent's ring spinning, publish every sample back on a
+		// ring of our own named name+"-back".
+		r, err := Open(dir, name, ReaderConfig{Wait: WaitSpin})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer r.Close()
+		w, err := Create(Config{Dir: dir, Name: name + "-back", SlotSize: r.Header().SlotSize, Slots: r.Header().Slots})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer w.Close()
+		fmt.Println("ready")
+		for {
+			s, err := r.Next(context.Background())
+			if err != nil {
+				return 0
+			}
+			w.Publish(s.Data)
+		}
 	case "pipe-echo":
 		buf := make([]byte, 64)
 		for {
@@ -188,6 +211,78 @@ func BenchmarkLatency(b *testing.B) {
 				b.ReportMetric(float64(res.CallP50), "call-p50-ns")
 			})
 		}
+	}
+}
+
+// BenchmarkRoundTrip compares the ring with the bare cache line without
+// a clock read inside either one-way trip. At 10,000 round trips a second,
+// the benchmark process publishes a 64-byte sample that a child process,
+// reading spinning, publishes back on a second ring, read spinning too;
+// then, as many times at the same pace, it bounces a word through one
+// cache line with another child (the BenchmarkYardstickCacheLine
+// exchange). Each round trip is timed from before the first store to after
+// the answer is seen. ring-rtt-p50-ns and line-rtt-p50-ns are the medians;
+// their ratio, ring/line, is the ring's one-way latency in units of half a
+// cache-line round trip, measured alike and in the same run.
+func BenchmarkRoundTrip(b *testing.B) {
+	dir := testDir(b)
+	w := mustCreate(b, Config{Dir: dir, Name: "rt", SlotSize: 64, Slots: 4096})
+	echo := startChild(b, "ring-echo", "RING_DIR="+dir, "RING_NAME=rt")
+	echo.Expect("ready")
+	back, err := Open(dir, "rt-back", ReaderConfig{Wait: WaitSpin})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer back.Close()
+	p := make([]byte, 64)
+	ring := hdrhistogram.New(1, int64(10*time.Second), 3)
+	n := 0
+	pacer := newPacer()
+	for b.Loop() {
+		pacer.wait()
+		t0 := clock.Mono()
+		w.Publish(p)
+		if _, err := back.Next(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		ring.RecordValue(clock.Mono() - t0)
+		n++
+	}
+	w.Close()
+	echo.Cmd.Wait()
+
+	lineDir, mem := sharedPage(b, "rt-line")
+	word := u32(mem, 0)
+	pp := startChild(b, "pingpong", "RING_DIR="+lineDir, "RING_NAME=rt-line")
+	pp.Expect("ready")
+	line := hdrhistogram.New(1, int64(10*time.Second), 3)
+	pacer = newPacer()
+	for v := uint32(0); n > 0; n-- {
+		pacer.wait()
+		t0 := clock.Mono()
+		atomic.StoreUint32(word, v+1)
+		for atomic.LoadUint32(word) != v+2 {
+		}
+		line.RecordValue(clock.Mono() - t0)
+		v += 2
+	}
+	atomic.StoreUint32(word, ^uint32(0))
+	pp.Cmd.Wait()
+
+	rp, lp := ring.ValueAtQuantile(50), line.ValueAtQuantile(50)
+	b.ReportMetric(float64(rp), "ring-rtt-p50-ns")
+	b.ReportMetric(float64(lp), "line-rtt-p50-ns")
+	b.ReportMetric(float64(rp)/float64(lp), "ring/line")
+}
+
+// pacer spins until the next multiple of 100 µs after its creation.
+type pacer struct{ next int64 }
+
+func newPacer() *pacer { return &pacer{next: clock.Mono()} }
+
+func (p *pacer) wait() {
+	p.next += int64(100 * time.Microsecond)
+	for clock.Mono() < p.next {
 	}
 }
 

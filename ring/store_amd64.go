@@ -17,3 +17,11 @@ package ring
 //
 //go:noescape
 func storeRelease(p *uint32, v uint32)
+
+// readFence orders the reader's preceding plain loads of a slot before its
+// next atomic load of the slot's sequence. x86 never reorders loads with
+// loads, so it only has to keep the compiler from doing so, which a call
+// to an assembly function does: it is empty (see shm_unsafe.go).
+//
+//go:noescape
+func readFence(local *uint32)
