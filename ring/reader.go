@@ -507,9 +507,15 @@ func (r *Reader) Next(ctx context.Context) (Sample, error) {
 				// poll (as many as the last sample used) fetches them
 				// back alongside it. From the Publish call to a 64-byte
 				// sample in hand: 501 -> 360 ns p50 on the 2-vCPU VM
-				// (BenchmarkLatency, distant vCPUs).
+				// (BenchmarkLatency, distant vCPUs). Not while the
+				// sequence is odd: the writer is filling those lines
+				// then, and each fetch would make it take a line back
+				// mid-copy (1 KiB samples flat out: 1.40 -> 1.60 M/s,
+				// ipcbench ring-spin).
 				s := slotAt(r.mem, headerSize+int(r.next&r.mask)*r.geo.slotStride)
-				prefetch(unsafe.Add(s.p, 64), r.spinLines)
+				if atomic.LoadUint32(s.seq())&1 == 0 {
+					prefetch(unsafe.Add(s.p, 64), r.spinLines)
+				}
 			}
 			continue
 		}
