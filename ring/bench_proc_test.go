@@ -76,11 +76,7 @@ func runBenchChild(role string) int {
 		})
 		return 0
 	case "pingpong":
-		fd, err := sys.Open(filepath.Join(dir, name), true)
-		if err != nil {
-			return 1
-		}
-		mem, err := sys.Mmap(fd, 4096, true)
+		mem, err := mapPage(filepath.Join(dir, name), true)
 		if err != nil {
 			return 1
 		}
@@ -100,11 +96,7 @@ func runBenchChild(role string) int {
 			atomic.StoreUint32(word, want+1)
 		}
 	case "oneway":
-		fd, err := sys.Open(filepath.Join(dir, name), true)
-		if err != nil {
-			return 1
-		}
-		mem, err := sys.Mmap(fd, 4096, false)
+		mem, err := mapPage(filepath.Join(dir, name), false)
 		if err != nil {
 			return 1
 		}
@@ -420,12 +412,7 @@ func sharedPage(b *testing.B, name string) (dir string, mem []byte) {
 	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	fd, err := sys.Open(path, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sys.Close(fd)
-	mem, err = sys.Mmap(fd, 4096, true)
+	mem, err := mapPage(path, true)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -434,6 +421,16 @@ func sharedPage(b *testing.B, name string) (dir string, mem []byte) {
 		os.Remove(path)
 	})
 	return dir, mem
+}
+
+// mapPage maps the first page of the file at path, shared.
+func mapPage(path string, write bool) ([]byte, error) {
+	fd, err := sys.Open(path, write)
+	if err != nil {
+		return nil, err
+	}
+	defer sys.Close(fd)
+	return sys.Mmap(fd, 4096, write)
 }
 
 // BenchmarkYardstickPipe sends 64 bytes through a pipe to another process

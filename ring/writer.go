@@ -320,8 +320,11 @@ func (w *Writer) commit(s slotRef, seq uint32, n int) {
 // it asks for ownership of the slot prefetchDistance samples ahead, which
 // overlaps those transfers with the publishes in between: 42.4 ns with 4
 // readers, 41.0 alone (BenchmarkThroughput, slots=4096, medians of 5).
-// Distances of 2, 3, 6 and 8 samples did no better; a ring of 256 slots,
-// all of it in every reader's cache, still costs 50 ns with readers. The
+// Distances of 2, 3, 6 and 8 samples did no better. A ring of 256 slots
+// still costs 50 ns with readers: readers that cannot keep up with a
+// writer publishing flat out are lapped every hundred or so samples and
+// restart an eighth of the ring past the oldest sample (Reader.lapped),
+// just ahead of the writer, where they hold the lines it takes next. The
 // slot ahead holds a sample about to be overwritten, so a reader still
 // reading it loses little; rings of fewer than 4*prefetchDistance slots
 // skip it, since there it may be a slot a keeping-up reader is reading.
