@@ -423,7 +423,8 @@ func sharedPage(b *testing.B, name string) (dir string, mem []byte) {
 	return dir, mem
 }
 
-// mapPage maps the first page of the file at path, shared.
+// mapPage maps the first 4096 bytes of the file at path, shared (the
+// kernel rounds up to its page size).
 func mapPage(path string, write bool) ([]byte, error) {
 	fd, err := sys.Open(path, write)
 	if err != nil {
