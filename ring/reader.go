@@ -555,6 +555,9 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 		case st == slotNewer && idx > c:
 			return Sample{}, false, badSegment("slot of sample %d holds sample %d, beyond the cursor at %d", i, idx, c)
 		case st == slotNewer || c >= i+uint64(r.geo.slotCount):
+			if !r.cursorPlausible(c) {
+				return Sample{}, false, badSegment("cursor at %d, but the slot of sample %d does not hold it", c, c-1)
+			}
 			r.lapped(c)
 		case c <= i:
 			// Not published yet. (A busy slot is the writer filling
@@ -581,6 +584,17 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 		}
 	}
 	return Sample{}, false, nil
+}
+
+// cursorPlausible checks a cursor before the reader skips ahead by it: a
+// cursor at c says sample c-1 is complete, and from then on its slot
+// holds it or a newer sample (or is being written with one).
+func (r *Reader) cursorPlausible(c uint64) bool {
+	if c == 0 {
+		return true
+	}
+	st, _, _, _ := r.read(c - 1)
+	return st != slotOlder && st != slotEmpty
 }
 
 func (r *Reader) deliver(i uint64, n int, ts int64) Sample {

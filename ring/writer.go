@@ -125,6 +125,11 @@ func (w *Writer) createAnonymous(page int) (err error) {
 		return fmt.Errorf("ring: create wake area: %w", err)
 	}
 	w.initWake()
+	// memfds are made 0777; 0600 keeps other users from re-opening one
+	// they were handed through /proc (the seals would stop them anyway).
+	if err := sys.Fchmod(w.wakeFD, 0o600); err != nil {
+		return fmt.Errorf("ring: chmod wake area: %w", err)
+	}
 	if err := sys.AddSeals(w.wakeFD, sys.SealShrink|sys.SealGrow|sys.SealSeal); err != nil {
 		return fmt.Errorf("ring: seal wake area: %w", err)
 	}
@@ -133,6 +138,9 @@ func (w *Writer) createAnonymous(page int) (err error) {
 		return fmt.Errorf("ring: create ring: %w", err)
 	}
 	w.initRing()
+	if err := sys.Fchmod(w.fd, 0o600); err != nil {
+		return fmt.Errorf("ring: chmod ring: %w", err)
+	}
 	if err := sys.AddSeals(w.fd, sys.SealShrink|sys.SealGrow|sys.SealFutureWrite|sys.SealSeal); err != nil {
 		return fmt.Errorf("ring: seal ring: %w", err)
 	}

@@ -31,6 +31,10 @@ var (
 	ENOTDIR      error = unix.ENOTDIR
 )
 
+// Signals that end a program gracefully: Ctrl-C, a polite kill, and the
+// end of its terminal or ssh session.
+var TermSignals = []os.Signal{os.Interrupt, unix.SIGTERM, unix.SIGHUP}
+
 // File seals (fcntl F_ADD_SEALS, memfd only).
 const (
 	SealSeal        = unix.F_SEAL_SEAL         // no more seals may be added

@@ -2,7 +2,12 @@
 
 package sys
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
+
+var TermSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 var (
 	ECONNREFUSED error = syscall.ECONNREFUSED
