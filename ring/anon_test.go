@@ -119,8 +119,6 @@ func TestAnonymousRingIsSealed(t *testing.T) {
 	}
 }
 
-
-
 // A named ring truncated under its readers (its owner may do that) makes
 // their reads fail with ErrBadSegment instead of killing the process.
 func TestNamedRingTruncatedUnderReader(t *testing.T) {

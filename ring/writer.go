@@ -51,7 +51,7 @@ type Writer struct {
 	reserved  bool
 	fence     uint32 // process-local word for writeFence
 
-	closed atomic.Bool
+	closed   atomic.Bool
 	mu       sync.Mutex // orders Close with ReaderFiles
 	fd       int        // under mu; -1 once closed
 	wakeFD   int        // under mu
