@@ -53,22 +53,48 @@ func TestPublisherAndFourSubscribers(t *testing.T) {
 	pub.Cmd.Wait()
 }
 
-// A subscriber started before its publisher attaches when it appears.
+// Subscribers started before their publisher, which publishes flat out
+// from the moment it exists: each, whatever its start position, accounts
+// for every sample from the publisher's first.
 func TestSubscriberStartedBeforePublisher(t *testing.T) {
-	opts := testBus(t)
-	env := append(optsEnv(opts), "BUS_TOPIC=late", "BUS_COUNT=1000")
-	sub := startChild(t, "", "subscriber", env, nil)
-	sub.Expect("subscribing")
-	pub := startChild(t, "", "publisher", env, nil)
-	pub.Expect("ready")
-	sub.Expect("attached")
-	pub.Send("go")
-	pub.Expect("published")
-	pub.Send("close")
-	if res := result(t, sub); res.Received != 1000 || res.Lost != 0 || res.Corrupt != 0 {
-		t.Fatalf("late-started publisher: %+v", res)
+	for _, start := range []string{"newest", "oldest"} {
+		for _, n := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s-%d", start, n), func(t *testing.T) {
+				opts := testBus(t)
+				// The bus exists, so the subscribers wait on its socket and
+				// attach while the publisher is at it.
+				p, err := NewPublisher(PublisherConfig{Options: opts, Topic: "early"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Close()
+				const count = 2_000_000
+				env := append(optsEnv(opts), "BUS_TOPIC=late", "BUS_COUNT="+strconv.Itoa(count), "BUS_SLOTS=256", "BUS_START="+start)
+				var subs []*proctest.Child
+				for range n {
+					s := startChild(t, "", "subscriber", env, nil)
+					s.Expect("subscribing")
+					s.Expect("waiting")
+					subs = append(subs, s)
+				}
+				pub := startChild(t, "", "publisher", append(env, "BUS_NOW=1"), nil)
+				pub.Expect("ready")
+				pub.Expect("published")
+				for _, s := range subs {
+					s.Expect("attached")
+				}
+				pub.Send("close")
+				for k, s := range subs {
+					res := result(t, s)
+					t.Logf("subscriber %d: %+v", k, res)
+					if res.Received+res.Lost != count || res.Corrupt != 0 || res.OutOfOrder != 0 || res.End != "closed" {
+						t.Errorf("subscriber %d: %+v; want received + lost = %d", k, res, count)
+					}
+				}
+				pub.Cmd.Wait()
+			})
+		}
 	}
-	pub.Cmd.Wait()
 }
 
 // A publisher killed -9 and restarted: subscribers re-attach to the new

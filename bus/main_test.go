@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
@@ -41,14 +46,9 @@ func testBus(t testing.TB) Options {
 	}
 	os.Chmod(root, 0o755)
 	opts := Options{Dir: filepath.Join(root, "bus")}
-	shmBefore := shmNames()
 	t.Cleanup(func() {
 		left, _ := Files(opts)
-		for name := range shmNames() {
-			if !shmBefore[name] {
-				left = append(left, "/dev/shm/"+name)
-			}
-		}
+		left = append(left, shmNames(opts.Dir)...)
 		os.RemoveAll(root)
 		if len(left) > 0 && !t.Failed() {
 			t.Errorf("files left behind: %v", left)
@@ -57,14 +57,18 @@ func testBus(t testing.TB) Options {
 	return opts
 }
 
-// shmNames lists /dev/shm entries named like the segments earlier versions
-// of the bus made there.
-func shmNames() map[string]bool {
-	names := map[string]bool{}
+// shmNames lists what /dev/shm holds under the names earlier versions of
+// the bus gave the segments of the bus in dir (sensorbus-ID-TOPIC, ID the
+// FNV-1a hash of the directory): there must be none.
+func shmNames(dir string) []string {
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	prefix := fmt.Sprintf("sensorbus-%08x-", h.Sum32())
+	var names []string
 	ents, _ := os.ReadDir("/dev/shm")
 	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, "sensorbus-") && !strings.HasPrefix(n, "sensorbus-test-") {
-			names[n] = true
+		if strings.HasPrefix(e.Name(), prefix) {
+			names = append(names, "/dev/shm/"+e.Name())
 		}
 	}
 	return names
@@ -106,6 +110,14 @@ type subResult struct {
 	End                                           string
 }
 
+// allowed reads the allow list BUS_ALLOW (one id, for uid and gid lists).
+func allowed() []int {
+	if id, err := strconv.Atoi(os.Getenv("BUS_ALLOW")); err == nil {
+		return []int{id}
+	}
+	return nil
+}
+
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
 		return v
@@ -118,14 +130,15 @@ func runChild(role string) int {
 	topic := os.Getenv("BUS_TOPIC")
 	switch role {
 	case "publisher":
-		p, err := NewPublisher(PublisherConfig{Options: childOpts(), Topic: topic, Slots: envInt("BUS_SLOTS", 1024), SlotSize: 64})
+		p, err := NewPublisher(PublisherConfig{Options: childOpts(), Topic: topic, Slots: envInt("BUS_SLOTS", 1024), SlotSize: 64,
+			AllowUIDs: allowed(), AllowGIDs: allowed()})
 		if err != nil {
 			fmt.Println("error:", err)
 			return 1
 		}
 		fmt.Println("ready")
 		in := bufio.NewScanner(os.Stdin)
-		if !in.Scan() { // "go"
+		if os.Getenv("BUS_NOW") == "" && !in.Scan() { // "go"
 			return 1
 		}
 		count, rate := uint64(envInt("BUS_COUNT", 0)), envInt("BUS_RATE", 0)
@@ -151,13 +164,25 @@ func runChild(role string) int {
 		fmt.Println("subscribing")
 		cfg := SubscriberConfig{Options: childOpts(), Topic: topic, Untyped: true, Start: ring.FromOldest,
 			WaitForPublisher: 20 * time.Second, NoReattach: os.Getenv("BUS_REATTACH") == "", LivenessInterval: 20 * time.Millisecond}
+		if os.Getenv("BUS_START") == "newest" {
+			cfg.Start = ring.FromNewest
+		}
+		// "waiting" once the subscriber found no publisher and waits for it.
+		cfg.Logger = zap.NewNop().WithOptions(zap.WrapCore(func(zapcore.Core) zapcore.Core {
+			return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel)
+		}), zap.Hooks(func(e zapcore.Entry) error {
+			if e.Message == "waiting for the publisher" {
+				fmt.Println("waiting")
+			}
+			return nil
+		}))
 		if os.Getenv("BUS_WAIT") == "spin" {
 			cfg.Wait = ring.WaitSpin
 		}
 		sub, err := Subscribe(ctx, cfg)
 		if err != nil {
 			fmt.Println("error:", err)
-			if errors.Is(err, ErrPermission) {
+			if errors.Is(err, ErrPermission) || errors.Is(err, os.ErrPermission) {
 				return 4
 			}
 			return 1
@@ -217,7 +242,7 @@ func runChild(role string) int {
 		fmt.Println(string(b))
 		return 0
 	}
-	return 2
+	return runHostileChild(role)
 }
 
 func startChild(t testing.TB, bin, role string, env []string, cred *syscall.Credential) *proctest.Child {

@@ -122,7 +122,8 @@ type Publisher struct {
 	log     *zap.Logger
 	w       *ring.Writer
 	ln      *net.UnixListener
-	liveFD  int // TOPIC.pub, locked for the publisher's life
+	lnFile  *os.File // the listening socket again, for accept: a listener's own raw descriptor cannot wait
+	liveFD  int      // TOPIC.pub, locked for the publisher's life
 	started time.Time
 	refused limiter // warnings about refused peers
 
@@ -258,12 +259,34 @@ func (p *Publisher) listen() error {
 	if err == nil {
 		err = sys.FchmodAt(p.bus.fd, name, perm)
 	}
+	if err == nil {
+		err = p.openListener(ln)
+	}
 	if err != nil {
 		ln.Close()
 		sys.UnlinkAt(p.bus.fd, name)
 		return fmt.Errorf("bus: set up %s: %w", p.bus.path(name), err)
 	}
 	p.ln = ln
+	return nil
+}
+
+// openListener duplicates ln's descriptor into an *os.File, which (unlike
+// a listener) lets accept wait for connections and take them itself.
+func (p *Publisher) openListener(ln *net.UnixListener) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(lfd uintptr) { fd, derr = sys.Dup(int(lfd)) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	p.lnFile = os.NewFile(uintptr(fd), "listener") // non-blocking, like ln: Go's poller waits on it
 	return nil
 }
 
@@ -277,39 +300,68 @@ func (p *Publisher) Publish(b []byte) error { return p.w.Publish(b) }
 // Topic returns the topic's name.
 func (p *Publisher) Topic() string { return p.cfg.Topic }
 
+// accept takes connections in batches straight off the listening socket
+// and checks each before anything else is done with it: a refused peer
+// costs a few system calls and never reaches Go's poller, so a flood of
+// them keeps the backlog short for honest subscribers.
 func (p *Publisher) accept() {
 	defer p.wg.Done()
+	rc, err := p.lnFile.SyscallConn()
+	if err != nil {
+		p.log.Error("listener", zap.Error(err))
+		return
+	}
+	fds := make([]int, 0, 64)
 	for {
-		c, err := p.ln.AcceptUnix()
+		var aerr error
+		fds = fds[:0]
+		err := rc.Read(func(lfd uintptr) bool {
+			for len(fds) < cap(fds) {
+				fd, err := sys.Accept(int(lfd))
+				if err != nil {
+					if !errors.Is(err, sys.EAGAIN) {
+						aerr = err
+					}
+					return len(fds) > 0 || aerr != nil
+				}
+				fds = append(fds, fd)
+			}
+			return true
+		})
 		if err != nil {
 			p.mu.Lock()
 			closing := p.closing
 			p.mu.Unlock()
-			if closing {
-				return
+			if !closing {
+				p.log.Error("listener", zap.Error(err))
 			}
-			// Out of descriptors, most likely: keep serving those we have.
-			p.refused.warn(p.log, "accept failed", zap.Error(err))
-			time.Sleep(10 * time.Millisecond)
-			continue
+			return
 		}
-		p.admitConn(c, time.Now())
+		now := time.Now()
+		for _, fd := range fds {
+			p.admitConn(fd, now)
+		}
+		if aerr != nil {
+			// Out of descriptors, most likely: keep serving those we have.
+			p.refused.warn(p.log, "accept failed", zap.Error(aerr))
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
-// admitConn checks a new connection before anything is read from it: the
-// peer's credentials against the allow lists, then the connection limits.
-// A refused peer is told why and closed at once.
-func (p *Publisher) admitConn(c *net.UnixConn, at time.Time) {
-	cred, err := peerCred(c)
+// admitConn checks a new connection fd before anything is read from it:
+// the peer's credentials against the allow lists, then the connection
+// limits. A refused peer is told why and closed at once.
+func (p *Publisher) admitConn(fd int, at time.Time) {
+	cred, err := sys.PeerCred(fd)
 	if err != nil {
 		p.refused.warn(p.log, "peer credentials", zap.Error(err))
-		c.Close()
+		sys.Close(fd)
 		return
 	}
 	if reason := p.admit(cred); reason != "" {
 		p.refused.warn(p.log, "refused", zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID), zap.String("reason", reason))
-		p.tell(c, Response{Code: CodePermission, Error: reason})
+		tell(fd, Response{Code: CodePermission, Error: reason})
 		return
 	}
 	p.mu.Lock()
@@ -325,24 +377,53 @@ func (p *Publisher) admitConn(c *net.UnixConn, at time.Time) {
 	if limit != "" {
 		p.mu.Unlock()
 		p.refused.warn(p.log, "connection refused", zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID), zap.String("reason", limit))
-		p.tell(c, Response{Code: CodeLimit, Error: limit})
+		tell(fd, Response{Code: CodeLimit, Error: limit})
 		return
 	}
-	p.conns[c] = cred
+	// Counted now, so that connections accepted in one batch cannot
+	// pass the limits together.
 	p.perUID[cred.UID]++
 	p.wg.Add(1)
 	p.mu.Unlock()
+	f := os.NewFile(uintptr(fd), "control")
+	nc, err := net.FileConn(f) // a duplicate of fd
+	f.Close()
+	if err != nil {
+		p.log.Warn("control connection", zap.Error(err))
+		p.forget(nil, cred)
+		return
+	}
+	c := nc.(*net.UnixConn)
+	p.mu.Lock()
+	p.conns[c] = cred
+	closing := p.closing // Close may have closed the others already
+	p.mu.Unlock()
+	if closing {
+		c.Close()
+	}
 	go p.serve(c, cred, at)
 }
 
-// tell sends a refusal without waiting for the peer and closes c.
-func (p *Publisher) tell(c *net.UnixConn, r Response) {
+// forget drops a connection from the counts; c may be nil.
+func (p *Publisher) forget(c *net.UnixConn, cred sys.Cred) {
+	p.mu.Lock()
+	delete(p.peers, c)
+	delete(p.conns, c)
+	if p.perUID[cred.UID]--; p.perUID[cred.UID] <= 0 {
+		delete(p.perUID, cred.UID)
+	}
+	p.mu.Unlock()
+	p.wg.Done()
+}
+
+// tell sends a refusal on the new connection fd, without waiting (the
+// socket is non-blocking and its buffer empty), and closes it.
+func tell(fd int, r Response) {
 	r.Version = ProtocolVersion
 	if b, err := r.MarshalMsg(nil); err == nil && len(b) <= MaxMessage {
-		c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-		c.Write(b)
+		sys.Write(fd, b)
 	}
-	c.Close()
+	sys.CloseRefused(fd)
 }
 
 // beat keeps the heartbeat fresh while nothing is published and updates
@@ -371,17 +452,8 @@ func (p *Publisher) beat() {
 
 // serve answers one admitted client's requests until it leaves.
 func (p *Publisher) serve(c *net.UnixConn, cred sys.Cred, at time.Time) {
-	defer p.wg.Done()
-	defer func() {
-		p.mu.Lock()
-		delete(p.peers, c)
-		delete(p.conns, c)
-		if p.perUID[cred.UID]--; p.perUID[cred.UID] <= 0 {
-			delete(p.perUID, cred.UID)
-		}
-		p.mu.Unlock()
-		c.Close()
-	}()
+	defer p.forget(c, cred)
+	defer c.Close()
 	log := p.log.With(zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID))
 	// One deadline from the connection on: no request, good or bad,
 	// extends it. Attaching lifts it.
@@ -578,6 +650,7 @@ func (p *Publisher) Close() error {
 	p.closing = true
 	p.mu.Unlock()
 	p.ln.Close()
+	p.lnFile.Close() // ends accept's wait
 	// The closed flag first, then the connections' end: a subscriber
 	// that sees its connection end finds the flag and knows the topic
 	// closed rather than died.
@@ -601,21 +674,6 @@ func (p *Publisher) Close() error {
 	p.bus.close()
 	p.log.Info("closed")
 	return err
-}
-
-// peerCred reads the credentials and groups of the process at the other
-// end of c, as the kernel recorded them at connect.
-func peerCred(c *net.UnixConn) (sys.Cred, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return sys.Cred{}, err
-	}
-	var cred sys.Cred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) { cred, cerr = sys.PeerCred(int(fd)) }); err != nil {
-		return sys.Cred{}, err
-	}
-	return cred, cerr
 }
 
 // closeReceivedFDs closes any descriptors a peer sent.

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -139,13 +140,14 @@ func Subscribe(ctx context.Context, cfg SubscriberConfig) (*Subscriber, error) {
 		return nil, err
 	}
 	deadline := deadlineAfter(cfg.WaitForPublisher)
-	b, err := openBus(ctx, cfg.Options, deadline)
+	log := cmp.Or(cfg.Logger, zap.NewNop()).With(zap.String("topic", cfg.Topic))
+	b, waited, err := openBus(ctx, cfg.Options, deadline, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscriber{cfg: cfg, bus: b, log: b.logger.With(zap.String("topic", cfg.Topic))}
+	s := &Subscriber{cfg: cfg, bus: b, log: log}
 	s.closeCtx, s.closeStop = context.WithCancel(context.Background())
-	if err := s.attach(ctx, deadline, false); err != nil {
+	if err := s.attach(ctx, deadline, waited); err != nil {
 		s.closeStop()
 		b.close()
 		return nil, err
@@ -162,19 +164,23 @@ func deadlineAfter(d time.Duration) time.Time {
 }
 
 // openBus opens the bus directory, waiting until deadline (zero: forever)
-// for a publisher to create it.
-func openBus(ctx context.Context, o Options, deadline time.Time) (*bus, error) {
+// for a publisher to create it; waited says whether it had to.
+func openBus(ctx context.Context, o Options, deadline time.Time, log *zap.Logger) (b *bus, waited bool, err error) {
 	for {
 		b, err := o.open(false)
 		if err == nil || !errors.Is(err, ErrNoBus) {
-			return b, err
+			return b, waited, err
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("%w: %w", ErrNoPublisher, err)
+			return nil, waited, fmt.Errorf("%w: %w", ErrNoPublisher, err)
+		}
+		if !waited {
+			log.Info("waiting for the publisher", zap.Error(err))
+			waited = true
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, waited, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -182,9 +188,8 @@ func openBus(ctx context.Context, o Options, deadline time.Time) (*bus, error) {
 
 // attach connects to the publisher, waiting until deadline (zero: forever)
 // for it, and maps the ring it hands over. A Stream subscriber that waits,
-// or re-attaches (reattach), starts at the new publisher's first sample.
-func (s *Subscriber) attach(ctx context.Context, deadline time.Time, reattach bool) error {
-	waited := reattach
+// or waited already (waited), starts at the new publisher's first sample.
+func (s *Subscriber) attach(ctx context.Context, deadline time.Time, waited bool) error {
 	for {
 		err := s.attachOnce(ctx, waited)
 		if err == nil {
@@ -192,6 +197,9 @@ func (s *Subscriber) attach(ctx context.Context, deadline time.Time, reattach bo
 		}
 		if !errors.Is(err, ErrNoPublisher) {
 			return err
+		}
+		if !waited {
+			s.log.Info("waiting for the publisher", zap.Error(err))
 		}
 		waited = true
 		left := time.Until(deadline)

@@ -82,9 +82,9 @@ type MemoryError struct {
 
 func (e *MemoryError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("ring: a ring of %d bytes does not fit in %s: %v", e.Need, e.Limit, e.Err)
+		return fmt.Sprintf("a ring of %d bytes does not fit in %s: %v", e.Need, e.Limit, e.Err)
 	}
-	return fmt.Sprintf("ring: a ring of %d bytes does not fit: %d bytes free under %s", e.Need, e.Free, e.Limit)
+	return fmt.Sprintf("a ring of %d bytes does not fit: %d bytes free under %s", e.Need, e.Free, e.Limit)
 }
 
 // Unwrap makes errors.Is(err, ErrNoMemory) true.

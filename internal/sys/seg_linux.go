@@ -165,6 +165,36 @@ func OpenAt(dirfd int, name string, create, excl bool, perm uint32) (int, error)
 	return fd, nil
 }
 
+// Accept takes a connection off the listening socket fd, non-blocking and
+// close-on-exec; EAGAIN when there is none.
+func Accept(fd int) (int, error) {
+	for {
+		nfd, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if !errors.Is(err, unix.EINTR) {
+			return nfd, err
+		}
+	}
+}
+
+// CloseRefused closes a connected socket after refusing its peer, so that
+// the peer still reads what was sent: a socket closed with unread data in
+// its queue resets the connection, which would drop the refusal on the
+// peer's side. It stops further data from being queued (SHUT_RD makes the
+// peer's sends fail), drops what is queued, then closes.
+func CloseRefused(fd int) {
+	unix.Shutdown(fd, unix.SHUT_RD)
+	var buf [512]byte
+	for range 64 {
+		if n, err := unix.Read(fd, buf[:]); n <= 0 || err != nil {
+			break
+		}
+	}
+	unix.Close(fd)
+}
+
+// Write writes b to fd once.
+func Write(fd int, b []byte) (int, error) { return unix.Write(fd, b) }
+
 // Pwrite writes b to fd at off.
 func Pwrite(fd int, b []byte, off int64) (int, error) { return unix.Pwrite(fd, b, off) }
 

@@ -43,6 +43,9 @@ func Fchown(fd, uid, gid int) error        { return ErrNotSupported }
 func OpenAt(dirfd int, name string, create, excl bool, perm uint32) (int, error) {
 	return -1, ErrNotSupported
 }
+func Accept(fd int) (int, error)                         { return -1, ErrNotSupported }
+func CloseRefused(fd int)                                {}
+func Write(fd int, b []byte) (int, error)                { return 0, ErrNotSupported }
 func Pwrite(fd int, b []byte, off int64) (int, error)    { return 0, ErrNotSupported }
 func UnlinkAt(dirfd int, name string) error              { return ErrNotSupported }
 func FchmodAt(dirfd int, name string, perm uint32) error { return ErrNotSupported }
