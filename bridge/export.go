@@ -53,7 +53,7 @@ type exporter struct {
 
 	// Owned by run.
 	batch    batchWriter
-	msg      *nats.Msg // the message being sent
+	msg      *nats.Msg   // the message being sent
 	common   nats.Header // this generation's headers, copied into msg.Header
 	gen      uint64
 	next     uint64 // index after the last sample read in this generation

@@ -153,7 +153,7 @@ type importer struct {
 	messages   atomic.Uint64
 	dropped    atomic.Uint64
 
-	sub  *nats.Subscription      // core NATS
+	sub  *nats.Subscription       // core NATS
 	cons jetstream.ConsumeContext // JetStream
 
 	mu        sync.Mutex
