@@ -78,6 +78,12 @@ type Config struct {
 	ReconnectWait    time.Duration
 	MaxReconnectWait time.Duration
 
+	// ReconnectBufSize is how many bytes of messages the client keeps
+	// while reconnecting, sent once connected again (0: the client's
+	// default, 8 MiB). Negative keeps none: with core NATS, what is
+	// published while disconnected is counted unsent at once.
+	ReconnectBufSize int
+
 	// ScanInterval is how often "*" looks for new topics (0: 1s).
 	ScanInterval time.Duration
 

@@ -35,6 +35,7 @@ func (s *settings) natsOptions(cc *connCounters, log *zap.Logger) ([]nats.Option
 		// Without randomising, a list of servers is tried in the given order.
 		nats.DontRandomize(),
 		nats.NoCallbacksAfterClientClose(),
+		nats.ReconnectBufSize(s.ReconnectBufSize),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			cc.disconnects.Add(1)
 			log.Warn("disconnected from NATS", zap.Error(err))

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
 )
@@ -89,4 +90,52 @@ func TestCoreNoLoss(t *testing.T) {
 	if len(is.Imports) != 1 || is.Imports[0].Received != testCount || is.Imports[0].Lost != 0 || is.Imports[0].Dropped != 0 {
 		t.Errorf("importer: %+v", is.Imports)
 	}
+}
+
+// outage runs count samples through a server that is killed (SIGKILL) for
+// two seconds once the subscriber has received a quarter of them.
+func outage(t *testing.T, count int, cfg Config) (verifyResult, bridgeResult, bridgeResult) {
+	srv := startNATS(t, natsConf{JetStream: cfg.JetStream != ""})
+	h := newHostPair(t)
+	// Reconnect attempts every 50 to 200ms: recovery soon after the restart.
+	cfg.URL, cfg.MaxReconnectWait = srv.URL(), 200*time.Millisecond
+	ci, ce := cfg, cfg
+	ci.Host, ci.Imports, ci.Bus = "b", []string{"a/imu"}, h.B
+	ce.Host, ce.Exports, ce.Bus = "a", []string{"imu"}, h.A
+	imp := startBridge(t, ci)
+	exp := startBridge(t, ce)
+	res := h.runThrough(t, count, testRate, uint64(count/4), func() {
+		srv.kill()
+		// The outage itself: what is tested is the bridge across two
+		// seconds without a server, not a wait for some event.
+		time.Sleep(2 * time.Second)
+		srv.restart()
+	})
+	return res, exp.stop(), imp.stop()
+}
+
+func TestCoreOutageCounted(t *testing.T) {
+	// Four seconds of samples, so that some follow the outage and show
+	// the gap; no reconnect buffer, so that the outage loses samples.
+	const count = 4 * testRate
+	res, exp, imp := outage(t, count, Config{ReconnectBufSize: -1})
+	checkAccounted(t, res, imp.Stats.Imports[0], count)
+	if imp.Stats.Reconnects == 0 || exp.Stats.Reconnects == 0 {
+		t.Errorf("reconnects: exporter %d, importer %d; want both", exp.Stats.Reconnects, imp.Stats.Reconnects)
+	}
+	e := exp.Stats.Exports[0]
+	if e.Unsent == 0 || res.SeqLost < e.Unsent || e.Samples+e.Unsent != count {
+		t.Errorf("exporter sent %d and could not send %d of %d; %d lost in all", e.Samples, e.Unsent, count, res.SeqLost)
+	}
+	t.Logf("lost in the outage: %d of %d; exporter %+v", res.SeqLost, count, e)
+}
+
+func TestJetStreamOutageLosesNothing(t *testing.T) {
+	res, exp, imp := outage(t, testCount, Config{JetStream: "SENSORBUS"})
+	checkNoLoss(t, res, testCount)
+	checkAccounted(t, res, imp.Stats.Imports[0], testCount)
+	if e := exp.Stats.Exports[0]; e.Samples != testCount || e.Unsent != 0 {
+		t.Errorf("exporter: %+v", e)
+	}
+	t.Logf("exporter %+v; importer %+v", exp.Stats.Exports[0], imp.Stats.Imports[0])
 }

@@ -194,6 +194,7 @@ func runBridge() int {
 	}
 	logCfg := zap.NewDevelopmentConfig()
 	logCfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+	logCfg.DisableStacktrace = true
 	log, _ := logCfg.Build()
 	cfg.Logger = log.Named(cfg.Host)
 	b, err := New(cfg)
