@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/sensorbus/sensorbus/bus"
 )
@@ -138,4 +141,103 @@ func TestJetStreamOutageLosesNothing(t *testing.T) {
 		t.Errorf("exporter: %+v", e)
 	}
 	t.Logf("exporter %+v; importer %+v", exp.Stats.Exports[0], imp.Stats.Imports[0])
+}
+
+func TestClusterNoLoss(t *testing.T) {
+	s1 := startNATS(t, natsConf{Name: "n1", Cluster: true})
+	s2 := startNATS(t, natsConf{Name: "n2", Cluster: true, Routes: []string{s1.RouteURL()}})
+	s3 := startNATS(t, natsConf{Name: "n3", Cluster: true, Routes: []string{s1.RouteURL(), s2.RouteURL()}})
+	h := newHostPair(t)
+	// The exporter knows the whole cluster but is on n1; the importer on n3.
+	imp := startBridge(t, Config{URL: s3.URL() + "," + s1.URL(), Host: "b", Imports: []string{"a/imu"}, Bus: h.B})
+	waitInterest(t, s3.URL(), s1.URL())
+	exp := startBridge(t, Config{URL: s1.URL() + "," + s2.URL() + "," + s3.URL(), Host: "a", Exports: []string{"imu"}, Bus: h.A})
+	if es, is := exp.stats(), imp.stats(); es.Server != s1.URL() || is.Server != s3.URL() {
+		t.Errorf("exporter on %s, importer on %s; want %s and %s", es.Server, is.Server, s1.URL(), s3.URL())
+	}
+	res := h.runThrough(t, testCount, testRate, 0, nil)
+	checkNoLoss(t, res, testCount)
+	is := imp.stop().Stats
+	exp.stop()
+	checkAccounted(t, res, is.Imports[0], testCount)
+}
+
+// waitInterest returns once a subscription made on server sub is known
+// to server pub: then so is every subscription made on sub before it,
+// since a server forwards interest to its routes in order.
+func waitInterest(t *testing.T, sub, pub string) {
+	t.Helper()
+	ns, err := nats.Connect(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	s, err := ns.Subscribe("probe", func(m *nats.Msg) { m.Respond(nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	if err := ns.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	np, err := nats.Connect(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer np.Close()
+	for i := 0; ; i++ {
+		_, err := np.Request("probe", nil, 100*time.Millisecond)
+		if err == nil {
+			return
+		}
+		if i == 300 {
+			t.Fatalf("interest from %s never reached %s: %v", sub, pub, err)
+		}
+	}
+}
+
+func TestRemotePublisherRestart(t *testing.T) {
+	srv := startNATS(t, natsConf{})
+	h := newHostPair(t)
+	imp := startBridge(t, Config{URL: srv.URL(), Host: "b", Imports: []string{"a/imu"}, Bus: h.B})
+	exp := startBridge(t, Config{URL: srv.URL(), Host: "a", Exports: []string{"imu"}, Bus: h.A})
+	const first, second, slots = 500, 1000, 64
+	v := startVerifier(t, h.B, h.topic, first+second, false)
+	pub1 := startPublisher(t, h.A, h.topic, first, 0, 1024)
+	pub1.Send("go")
+	pub1.Expect("published")
+	v.waitReceived(t, first)
+
+	// With the exporter stopped, the publisher dies and its successor
+	// publishes more than its ring holds: the exporter, resumed, finds the
+	// first publisher dead and the second's first 936 samples gone.
+	exp.signal(syscall.SIGSTOP)
+	pub1.Kill9()
+	pub2 := startPublisher(t, h.A, h.topic, second, 0, slots)
+	pub2.Send("go")
+	pub2.Expect("published")
+	exp.signal(syscall.SIGCONT)
+
+	res := v.result(t)
+	if res.Corrupt != 0 || res.Misordered != 0 {
+		t.Errorf("%d corrupt and %d misordered samples", res.Corrupt, res.Misordered)
+	}
+	lost := res.SeqLost
+	if localSkip {
+		lost = res.Lost
+	}
+	if res.Restarts != 1 || res.Received != first+slots || lost != second-slots {
+		t.Errorf("subscriber saw %d restarts, received %d, lost %d; want 1, %d, %d", res.Restarts, res.Received, lost, first+slots, second-slots)
+	}
+	pub2.Send("close")
+	var pr publishResult
+	pub2.Result(&pr)
+	is := imp.stop().Stats.Imports[0]
+	es := exp.stop().Stats.Exports[0]
+	if is.Restarts != 1 || is.Lost != second-slots || is.Received != first+slots {
+		t.Errorf("importer: %+v", is)
+	}
+	if es.Generations != 2 {
+		t.Errorf("exporter saw %d generations, want 2", es.Generations)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -250,6 +251,15 @@ func (p *bridgeProc) stop() bridgeResult {
 	var r bridgeResult
 	p.Result(&r)
 	return r
+}
+
+func (p *bridgeProc) stats() Stats {
+	p.Send("stats")
+	var st Stats
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(p.Expect("stats "), "stats ")), &st); err != nil {
+		panic(err)
+	}
+	return st
 }
 
 func (p *bridgeProc) signal(sig syscall.Signal) {

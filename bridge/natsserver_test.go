@@ -142,7 +142,7 @@ func (s *natsServer) start() {
 	go func() {
 		defer close(s.exited)
 		sc := bufio.NewScanner(stderr)
-		signalled := false
+		signalled, isReady := false, false
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(s.log, line)
@@ -152,7 +152,11 @@ func (s *natsServer) start() {
 			if m := routeListen.FindStringSubmatch(line); m != nil {
 				s.routePort, _ = strconv.Atoi(m[1])
 			}
-			if !signalled && strings.Contains(line, "Server is ready") {
+			if strings.Contains(line, "Server is ready") {
+				isReady = true
+			}
+			// A cluster's route port is logged after "ready".
+			if !signalled && isReady && (!s.conf.Cluster || s.routePort > 0) {
 				signalled = true
 				ready <- nil
 			}
