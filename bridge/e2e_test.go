@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sensorbus/sensorbus/bus"
+	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
 // Rates and counts are far below what the bridge sustains (see the
@@ -239,5 +240,35 @@ func TestRemotePublisherRestart(t *testing.T) {
 	}
 	if es.Generations != 2 {
 		t.Errorf("exporter saw %d generations, want 2", es.Generations)
+	}
+}
+
+func TestExportAllPresentAndFuture(t *testing.T) {
+	srv := startNATS(t, natsConf{})
+	h := newHostPair(t)
+	imp := startBridge(t, Config{URL: srv.URL(), Host: "b", Imports: []string{"a/imu", "a/temp=a-temp"}, Bus: h.B})
+	const count = 2000
+	vi := startVerifier(t, h.B, "imu", count, false)
+	vt := startVerifier(t, h.B, "a-temp", count, false)
+	// imu is there before the bridge, temp comes after: both are exported,
+	// from their first sample (their rings hold them all).
+	pi := startPublisher(t, h.A, "imu", count, 0, 4096)
+	pi.Send("go")
+	pi.Expect("published")
+	exp := startBridge(t, Config{URL: srv.URL(), Host: "a", Exports: []string{"*"}, Bus: h.A, ScanInterval: 20 * time.Millisecond})
+	pt := startPublisher(t, h.A, "temp", count, 0, 4096)
+	pt.Send("go")
+	pt.Expect("published")
+	checkNoLoss(t, vi.result(t), count)
+	checkNoLoss(t, vt.result(t), count)
+	for _, p := range []*proctest.Child{pi, pt} {
+		p.Send("close")
+		var pr publishResult
+		p.Result(&pr)
+	}
+	es := exp.stop().Stats
+	imp.stop()
+	if len(es.Exports) != 2 {
+		t.Errorf("exported %+v, want imu and temp", es.Exports)
 	}
 }
