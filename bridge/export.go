@@ -121,6 +121,11 @@ func (e *exporter) serve(ctx context.Context, sub *bus.Subscriber) {
 		zap.String("schema", h.SchemaName))
 
 	maxBytes := e.b.batchMaxBytes()
+	// A context that is done: Next with it returns a sample that is ready,
+	// without waiting.
+	now, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cancel()
+	budget := e.b.s.BatchMaxDelay
 	for {
 		s, err := sub.Next(ctx)
 		if err != nil {
@@ -130,19 +135,29 @@ func (e *exporter) serve(ctx context.Context, sub *bus.Subscriber) {
 		e.off = unixOffset()
 		e.batch.reset()
 		e.add(s)
-		bctx, cancel := e.batchContext(ctx)
-		for e.batch.count < MaxBatchSamples {
-			s, err = sub.Next(bctx)
+		// Let the budget pass, then take what the ring gathered meanwhile:
+		// one wake-up a batch, not one a sample. The ring is the buffer
+		// (4096 slots by default: 4 ms at 1 MHz). A batch that fills is
+		// sent at once, and samples that keep coming faster than they are
+		// read go out at the latest a budget after their time.
+		var due time.Time
+		if budget > 0 {
+			sleep(ctx, budget)
+			due = time.Now().Add(budget)
+		}
+		for i := 0; ; i++ {
+			s, err = sub.Next(now)
 			if err != nil {
 				break
 			}
-			if e.batch.sizeWith(len(s.Data)) > maxBytes {
+			if e.batch.sizeWith(len(s.Data)) > maxBytes || e.batch.count == MaxBatchSamples ||
+				i&63 == 63 && budget > 0 && time.Now().After(due) {
 				e.send(ctx)
 				e.batch.reset()
+				due = time.Now().Add(budget)
 			}
 			e.add(s)
 		}
-		cancel()
 		switch {
 		case ctx.Err() != nil:
 			// The bridge stops: a last try to send what was read.
@@ -150,25 +165,14 @@ func (e *exporter) serve(ctx context.Context, sub *bus.Subscriber) {
 			e.send(fctx)
 			cancel()
 			return
-		case err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			e.send(ctx) // full, or the latency budget is spent
+		case errors.Is(err, context.Canceled):
+			e.send(ctx) // nothing more is ready
 		default:
 			e.send(ctx)
 			e.end(ctx, err)
 			return
 		}
 	}
-}
-
-// batchContext bounds the gathering of a batch by the latency budget.
-func (e *exporter) batchContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := e.b.s.BatchMaxDelay
-	if d < 0 {
-		c, cancel := context.WithCancel(ctx)
-		cancel() // Next still returns a sample that is ready
-		return c, cancel
-	}
-	return context.WithTimeout(ctx, d)
 }
 
 func (e *exporter) add(s bus.Sample) {
