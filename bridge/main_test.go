@@ -194,7 +194,11 @@ func runBridge() int {
 		return 1
 	}
 	logCfg := zap.NewDevelopmentConfig()
-	logCfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+	level := zap.InfoLevel
+	if os.Getenv("TB_QUIET") != "" {
+		level = zap.ErrorLevel
+	}
+	logCfg.Level = zap.NewAtomicLevelAt(level)
 	logCfg.DisableStacktrace = true
 	log, _ := logCfg.Build()
 	cfg.Logger = log.Named(cfg.Host)
@@ -241,7 +245,11 @@ func startBridge(t testing.TB, cfg Config) *bridgeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := proctest.Start(t, childEnv, "bridge", proctest.Options{Env: []string{"TB_CONFIG=" + string(b)}})
+	env := []string{"TB_CONFIG=" + string(b)}
+	if _, bench := t.(*testing.B); bench {
+		env = append(env, "TB_QUIET=1") // keep the benchmark's output readable
+	}
+	c := proctest.Start(t, childEnv, "bridge", proctest.Options{Env: env})
 	c.Expect("ready")
 	return &bridgeProc{c}
 }
