@@ -52,6 +52,9 @@ func checkAccounted(t *testing.T, res verifyResult, imp ImportStats, count uint6
 	if res.accounted() != count {
 		t.Errorf("received %d + lost %d (sequence gaps %d) != %d published", res.Received, res.Lost, res.SeqLost, count)
 	}
+	if res.Lost != res.SeqLost {
+		t.Errorf("the bus reported %d lost, the sequence numbers %d", res.Lost, res.SeqLost)
+	}
 	if imp.Received != res.Received || imp.Lost != res.SeqLost {
 		t.Errorf("importer counted %d received and %d lost; the subscriber %d and %d", imp.Received, imp.Lost, res.Received, res.SeqLost)
 	}
