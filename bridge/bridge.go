@@ -155,8 +155,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // scan exports the live topics of the bus not yet exported, except the
-// bridge's own imports. The bus directory is polled: watching it would
-// take system calls that only package internal/sys may make.
+// bridge's own imports and topics relayed from elsewhere (any bridge's
+// imports carry their origin), so that two hosts exporting '*' to each
+// other do not loop. The bus directory is polled: watching it would take
+// system calls that only package internal/sys may make.
 func (b *Bridge) scan(ctx context.Context, imported, refused map[string]bool) {
 	topics, err := bus.List(b.s.Bus)
 	if err != nil {
@@ -164,7 +166,7 @@ func (b *Bridge) scan(ctx context.Context, imported, refused map[string]bool) {
 		return
 	}
 	for _, t := range topics {
-		if t.State != "live" || imported[t.Topic] || refused[t.Topic] {
+		if t.State != bus.StateLive || t.Origin != "" || imported[t.Topic] || refused[t.Topic] {
 			continue
 		}
 		if err := validSubjectTopic(t.Topic); err != nil {

@@ -410,9 +410,14 @@ func (im *importer) createLocal() bool {
 		// The bridge does not know the type, only its identity; that is
 		// all a publisher needs (bus.PublisherConfig uses the name and
 		// fingerprint), and subscribers check both.
-		sch = &schema.Schema{Name: im.cur.schemaName, Fingerprint: im.cur.fp}
+		var err error
+		if sch, err = schema.Opaque(im.cur.schemaName, im.cur.fp); err != nil {
+			im.createErr = time.Now()
+			im.log.Error("cannot create the local topic", zap.Error(err))
+			return false
+		}
 	}
-	pub, err := bus.NewPublisher(bus.PublisherConfig{Options: im.b.s.Bus, Topic: im.spec.Local, Schema: sch,
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Options: im.b.s.Bus, Topic: im.spec.Local, Schema: sch, Origin: im.spec.Host + "/" + im.spec.Topic,
 		SlotSize: im.cur.slotSize, Slots: im.cur.slots, AllowUIDs: im.b.s.AllowUIDs, AllowGIDs: im.b.s.AllowGIDs})
 	if err != nil {
 		im.createErr = time.Now()

@@ -40,6 +40,7 @@ type TopicInfo struct {
 	Generation  string  `json:"generation,omitempty"`
 	Started     string  `json:"started,omitempty"`
 	Socket      string  `json:"socket,omitempty"`
+	Origin      string  `json:"origin,omitempty"` // a relayed topic's source (PublisherConfig.Origin)
 }
 
 // List returns every topic on the bus, sorted by name. Each publisher is
@@ -161,7 +162,7 @@ func (b *bus) inspect(topic string) TopicInfo {
 		ti.Fingerprint = fmt.Sprintf("%016x", d.Fingerprint)
 		ti.Generation = fmt.Sprintf("%016x", d.Generation)
 		ti.Started = time.Unix(0, d.StartedUnixNano).UTC().Format(time.RFC3339)
-		ti.Published, ti.RateHz, ti.Subscribers, ti.Peers = d.Published, d.RateHz, int(d.Subscribers), d.Peers
+		ti.Published, ti.RateHz, ti.Subscribers, ti.Peers, ti.Origin = d.Published, d.RateHz, int(d.Subscribers), d.Peers, d.Origin
 		for _, p := range d.Peers {
 			ti.PeerPIDs = append(ti.PeerPIDs, int(p.PID))
 		}

@@ -14,7 +14,7 @@ package bus
 // CodeVersion.
 
 // ProtocolVersion is the version this build speaks.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // MaxMessage bounds every control message.
 const MaxMessage = 4096
@@ -79,6 +79,7 @@ type TopicDesc struct {
 	RateHz          float64
 	Subscribers     uint32 // how many are attached
 	Peers           []Peer // the first maxListedPeers of them
+	Origin          string // where the samples come from, for a relayed topic (PublisherConfig.Origin)
 }
 
 // Peer is one attached subscriber.

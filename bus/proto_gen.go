@@ -429,8 +429,8 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 12 {
-		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
+	if zb0001 != 13 {
+		err = msgp.ArrayError{Wanted: 13, Got: zb0001}
 		return
 	}
 	z.Topic, err = dc.ReadString()
@@ -510,13 +510,18 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 			return
 		}
 	}
+	z.Origin, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Origin")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 12
-	err = en.Append(0x9c)
+	// array header, size 13
+	err = en.Append(0x9d)
 	if err != nil {
 		return
 	}
@@ -587,14 +592,19 @@ func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
 			return
 		}
 	}
+	err = en.WriteString(z.Origin)
+	if err != nil {
+		err = msgp.WrapError(err, "Origin")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 12
-	o = append(o, 0x9c)
+	// array header, size 13
+	o = append(o, 0x9d)
 	o = msgp.AppendString(o, z.Topic)
 	o = msgp.AppendString(o, z.Schema)
 	o = msgp.AppendUint64(o, z.Fingerprint)
@@ -614,6 +624,7 @@ func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 			return
 		}
 	}
+	o = msgp.AppendString(o, z.Origin)
 	return
 }
 
@@ -625,8 +636,8 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 12 {
-		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
+	if zb0001 != 13 {
+		err = msgp.ArrayError{Wanted: 13, Got: zb0001}
 		return
 	}
 	z.Topic, bts, err = msgp.ReadStringBytes(bts)
@@ -706,6 +717,11 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	z.Origin, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Origin")
+		return
+	}
 	o = bts
 	return
 }
@@ -716,5 +732,6 @@ func (z *TopicDesc) Msgsize() (s int) {
 	for za0001 := range z.Peers {
 		s += z.Peers[za0001].Msgsize()
 	}
+	s += msgp.StringPrefixSize + len(z.Origin)
 	return
 }

@@ -19,6 +19,9 @@ import (
 	"github.com/sensorbus/sensorbus/schema"
 )
 
+// MaxOriginLen bounds PublisherConfig.Origin.
+const MaxOriginLen = 128
+
 // Defaults used where a PublisherConfig leaves a field zero.
 const (
 	DefaultSlotSize       = 256
@@ -61,6 +64,11 @@ type PublisherConfig struct {
 	// DefaultRequestTimeout). Nothing a client sends extends it.
 	RequestTimeout time.Duration
 
+	// Origin says where the samples come from when the publisher relays
+	// them (a bridge importing a remote host's topic names the host); it
+	// is shown by List and Info. At most MaxOriginLen printable bytes.
+	Origin string
+
 	// MaxConns and MaxConnsPerUID bound the open control connections, in
 	// all and per uid (defaults DefaultMaxConns, DefaultMaxConnsPerUID).
 	// A connection beyond either is refused at once.
@@ -92,6 +100,13 @@ func (c *PublisherConfig) validate() error {
 		return fmt.Errorf("%w: negative MaxConns %d or MaxConnsPerUID %d", ErrInvalid, c.MaxConns, c.MaxConnsPerUID)
 	case c.SharedGID < 0:
 		return fmt.Errorf("%w: negative SharedGID %d", ErrInvalid, c.SharedGID)
+	case len(c.Origin) > MaxOriginLen:
+		return fmt.Errorf("%w: Origin of %d bytes exceeds %d", ErrInvalid, len(c.Origin), MaxOriginLen)
+	}
+	for i := 0; i < len(c.Origin); i++ {
+		if b := c.Origin[i]; b < 0x20 || b > 0x7e {
+			return fmt.Errorf("%w: Origin %q has a non-printable byte at %d", ErrInvalid, c.Origin, i)
+		}
 	}
 	for _, id := range append(slices.Clone(c.AllowUIDs), c.AllowGIDs...) {
 		if id < 0 {
@@ -611,7 +626,7 @@ func (p *Publisher) Describe() TopicDesc {
 		Topic: p.cfg.Topic, Schema: h.SchemaName, Fingerprint: h.SchemaFingerprint,
 		SlotSize: uint32(h.SlotSize), Slots: uint32(h.Slots), Generation: h.Generation,
 		WriterPID: int32(h.WriterPID), StartedUnixNano: p.started.UnixNano(),
-		Published: p.w.Status().Published,
+		Published: p.w.Status().Published, Origin: p.cfg.Origin,
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

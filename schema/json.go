@@ -22,6 +22,9 @@ func (s *Schema) ToJSON(b []byte) ([]byte, error) {
 // Decode decodes one message of this schema from b into a new value
 // (a pointer to the schema's Go type).
 func (s *Schema) Decode(b []byte) (Message, error) {
+	if s.newValue == nil {
+		return nil, ErrOpaque
+	}
 	if err := s.checkSize(b); err != nil {
 		return nil, err
 	}
@@ -40,6 +43,9 @@ func (s *Schema) Decode(b []byte) (Message, error) {
 // Unknown fields, a wrong type, and anything after the object are errors
 // that name the problem.
 func (s *Schema) FromJSON(line []byte) (Message, error) {
+	if s.newValue == nil {
+		return nil, ErrOpaque
+	}
 	v := s.newValue()
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()

@@ -172,13 +172,44 @@ func describe(b *strings.Builder, t reflect.Type, mapForm bool) {
 	}
 }
 
+// ErrOpaque is returned by Decode and FromJSON of a schema made by Opaque.
+var ErrOpaque = errors.New("schema: type known only by name and fingerprint")
+
+// Opaque describes a type known only by its name and fingerprint, as a
+// relay (a bridge, a replay) that carries samples without decoding them
+// knows it: enough to publish a topic of that type and to check
+// subscribers against it. Decode and FromJSON return ErrOpaque, New nil.
+func Opaque(name string, fingerprint uint64) (*Schema, error) {
+	if name == "" || len(name) > MaxNameLen {
+		return nil, fmt.Errorf("schema: name of %d bytes (want 1 to %d)", len(name), MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if b := name[i]; b < 0x20 || b > 0x7e {
+			return nil, fmt.Errorf("schema: name %q has a non-printable byte at %d", name, i)
+		}
+	}
+	if fingerprint == 0 {
+		return nil, errors.New("schema: zero fingerprint (it means untyped)")
+	}
+	return &Schema{Name: name, Fingerprint: fingerprint}, nil
+}
+
+// IsOpaque reports whether s was made by Opaque.
+func (s *Schema) IsOpaque() bool { return s.newValue == nil }
+
 // String returns "name/vVERSION (fingerprint)".
 func (s *Schema) String() string {
 	return fmt.Sprintf("%s/v%d (%016x)", s.Name, s.Version, s.Fingerprint)
 }
 
 // New returns a new zero value of the schema's type, as a Message.
-func (s *Schema) New() Message { return s.newValue() }
+// It returns nil for an opaque schema.
+func (s *Schema) New() Message {
+	if s.newValue == nil {
+		return nil
+	}
+	return s.newValue()
+}
 
 // MismatchError says what a subscriber expected and what a topic carries.
 type MismatchError struct {

@@ -354,3 +354,30 @@ func TestAbsurdSliceLengthIsRefused(t *testing.T) {
 		t.Fatalf("a valid message: %v %v", v, err)
 	}
 }
+
+func TestOpaque(t *testing.T) {
+	s, err := Opaque("remote.Thing", 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.IsOpaque() || s.New() != nil {
+		t.Fatal("opaque schema makes values")
+	}
+	if _, err := s.Decode([]byte{0x90}); !errors.Is(err, ErrOpaque) {
+		t.Fatalf("Decode: %v", err)
+	}
+	if _, err := s.FromJSON([]byte("{}")); !errors.Is(err, ErrOpaque) {
+		t.Fatalf("FromJSON: %v", err)
+	}
+	for _, bad := range []struct {
+		name string
+		fp   uint64
+	}{{"", 1}, {"x", 0}, {"bad\nname", 1}, {strings.Repeat("x", MaxNameLen+1), 1}} {
+		if _, err := Opaque(bad.name, bad.fp); err == nil {
+			t.Errorf("Opaque(%q, %d) accepted", bad.name, bad.fp)
+		}
+	}
+	if IMUSchema.IsOpaque() {
+		t.Fatal("IMU is opaque")
+	}
+}
