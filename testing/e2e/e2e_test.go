@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build the programs:", err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // for the tests that run the programs as another user
 	binDir = dir
 	code := leakcheck.Run(m)
 	os.RemoveAll(dir)
@@ -79,7 +80,12 @@ type result struct {
 
 func (e *env) run(prog string, args ...string) result {
 	e.t.Helper()
-	c := e.cmd(prog, args...)
+	return e.runCmd(e.cmd(prog, args...))
+}
+
+// runCmd runs c to its end and collects its output and exit code.
+func (e *env) runCmd(c *exec.Cmd) result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
