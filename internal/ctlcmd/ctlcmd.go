@@ -31,17 +31,15 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // Command returns busctl's command tree.
 func Command(stdout, stderr io.Writer) *cobra.Command {
 	var b app.Bus
-	root := app.NewRoot("busctl COMMAND", "Inspect and maintain a sensorbus bus", long,
+	root := app.NewRoot("busctl", "Inspect and maintain a sensorbus bus", long,
 		"  busctl list\n  busctl --bus-dir /run/sensorbus info imu -o json\n  busctl echo imu --count 5\n  busctl completion bash > /etc/bash_completion.d/busctl")
-	root.CompletionOptions.DisableDefaultCmd = false
-	root.CompletionOptions.HiddenDefaultCmd = false
 	root.RunE = func(*cobra.Command, []string) error {
 		return app.Usagef("a command is required: list, info, echo, hz, schema, gc, doctor or completion")
 	}
 	b.Register(root.PersistentFlags())
 	opts := func() (bus.Options, error) { return b.Options() }
 
-	root.AddCommand(listCmd(opts), infoCmd(opts), echoCmd(opts, stdout, stderr), hzCmd(opts), schemaCmd(opts), gcCmd(opts), doctorCmd())
+	root.AddCommand(listCmd(opts), infoCmd(opts), echoCmd(opts, stdout, stderr), hzCmd(opts), schemaCmd(opts), gcCmd(opts), doctorCmd(), completionCmd(root))
 	return root
 }
 
@@ -325,4 +323,31 @@ func echoCmd(b func() (bus.Options, error), stdout, stderr io.Writer) *cobra.Com
 func printJSONLine(w io.Writer, v any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintln(w, string(b))
+}
+
+func completionCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "completion bash|zsh|fish",
+		Short: "Print busctl's shell completion script for bash, zsh or fish",
+		Long: `Prints a script that makes the shell complete busctl's commands and
+flags. Load it in the current shell with
+  source <(busctl completion bash)
+or install it where the shell looks for completions.`,
+		Example: "  source <(busctl completion bash)\n  busctl completion bash > /etc/bash_completion.d/busctl\n" +
+			"  busctl completion zsh > \"${fpath[1]}/_busctl\"\n  busctl completion fish > ~/.config/fish/completions/busctl.fish",
+		Args:      app.ExactArgs(1, "SHELL"),
+		ValidArgs: []string{"bash", "zsh", "fish"},
+		RunE: func(c *cobra.Command, args []string) error {
+			w := c.OutOrStdout()
+			switch args[0] {
+			case "bash":
+				return root.GenBashCompletionV2(w, true)
+			case "zsh":
+				return root.GenZshCompletion(w)
+			case "fish":
+				return root.GenFishCompletion(w, true)
+			}
+			return app.Usagef("completion: unknown shell %q: want bash, zsh or fish", args[0])
+		},
+	}
 }
