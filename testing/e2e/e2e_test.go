@@ -46,8 +46,11 @@ type env struct {
 	dir string
 }
 
-func newEnv(t *testing.T) *env {
-	e := &env{t: t, dir: filepath.Join(t.TempDir(), "bus")}
+func newEnv(t *testing.T) *env { return newEnvAt(t, filepath.Join(t.TempDir(), "bus")) }
+
+// newEnvAt is newEnv with the bus directory at dir.
+func newEnvAt(t *testing.T, dir string) *env {
+	e := &env{t: t, dir: dir}
 	t.Cleanup(func() {
 		if t.Failed() {
 			return
