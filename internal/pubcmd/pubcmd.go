@@ -64,8 +64,11 @@ const examples = `  publisher --topic imu --type imu --rate 1000
 
 // Command returns the publisher's command.
 func Command(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	var c config
-	c.thermalRoot = "/sys/class"
+	return newCommand(&config{thermalRoot: "/sys/class"}, stdin, stdout, stderr)
+}
+
+func newCommand(cp *config, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	c := cp
 	cmd := app.NewRoot("publisher --topic NAME [flags]", "Put sensor samples on a sensorbus topic", long, examples)
 	cmd.Args = app.ExactArgs(0)
 	fs := cmd.Flags()
@@ -86,7 +89,7 @@ func Command(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.BoolVar(&c.statsJSON, "stats-json", false, `on exit print one JSON line on stdout: {"published":N,"skipped":N,"duration_s":F,"rate_hz":F}`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		p, err := prepare(cmd, c, stdin, stderr)
+		p, err := prepare(cmd, *c, stdin, stderr)
 		if err != nil {
 			return err
 		}
