@@ -338,3 +338,32 @@ func TestStdinLines(t *testing.T) {
 		t.Errorf("line without time: %q; want sensor 3 stamped between %d and %d", got[1], before, after)
 	}
 }
+
+// The publisher says it is serving: one line on a terminal, a log line at
+// --log-level info, nothing otherwise.
+func TestServingLine(t *testing.T) {
+	e := newEnv(t)
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	c := e.cmd("publisher", "--topic", "a", "--rate", "10", "--count", "2")
+	c.Stderr = tty
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	l := nextLine(t, lines(ptmx), 30*time.Second)
+	c.Wait()
+	if want := `publisher: serving topic "a": sensorbus.IMU, 4096 slots of 256 bytes, 10/s from synthetic, bus ` + e.dir; l.text != want {
+		t.Errorf("on a terminal: %q, want %q", l.text, want)
+	}
+	r := e.run("publisher", "--topic", "a", "--rate", "10", "--count", "2", "--log-level", "info")
+	if !strings.Contains(r.stderr, `"msg":"serving"`) || !strings.Contains(r.stderr, `"bus_dir":"`+e.dir+`"`) {
+		t.Errorf("--log-level info: %q", r.stderr)
+	}
+	if r := e.run("publisher", "--topic", "a", "--rate", "10", "--count", "2"); r.stderr != "" {
+		t.Errorf("quiet by default off a terminal: %q", r.stderr)
+	}
+}
