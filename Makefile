@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-short test-arm bench demo soak soak-short ipcbench ipcbench-short fmt vet lint cross clean
+.PHONY: all build golden test test-short test-arm bench demo soak soak-short ipcbench ipcbench-short fmt vet lint cross clean
 
 all: build
 
@@ -71,3 +71,8 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) build $(PKGS)
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(PKGS)
 	GOOS=darwin GOARCH=arm64 $(GO) build $(PKGS)
+
+# Rewrite the golden help texts (testing/e2e/testdata/help) after a
+# deliberate change to a program's flags or help.
+golden:
+	$(GO) test -count=1 -run TestHelpGolden ./testing/e2e -update
