@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"io"
 	"time"
-
-	"github.com/sensorbus/sensorbus/internal/clock"
 )
 
 // FlushEvery bounds how long a line may wait in the buffer off a terminal.
@@ -54,6 +52,3 @@ func (o *Output) Flush() error {
 	o.since = 0
 	return o.Writer.Flush()
 }
-
-// Now is clock.Mono, for callers of Line.
-func Now() int64 { return clock.Mono() }

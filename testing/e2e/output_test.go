@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -366,4 +368,31 @@ func TestServingLine(t *testing.T) {
 	if r := e.run("publisher", "--topic", "a", "--rate", "10", "--count", "2"); r.stderr != "" {
 		t.Errorf("quiet by default off a terminal: %q", r.stderr)
 	}
+}
+
+// subscriber | head -1 ends once head has its line, on a slow topic too.
+func TestPipeToHead(t *testing.T) {
+	e := newEnv(t)
+	pub, waitPub := e.start("publisher", "--topic", "slow", "--type", "scalar", "--rate", "2")
+	e.waitLive("slow")
+	c := exec.Command("bash", "-c", `"$1" --topic slow --format json --duration 120s --bus-dir "$2" | head -1`, "bash", filepath.Join(binDir, "subscriber"), e.dir)
+	var out bytes.Buffer
+	c.Stdout = &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		c.Process.Kill()
+		<-done
+		t.Fatal("subscriber | head -1 still running after 60 s")
+	}
+	if !strings.HasPrefix(out.String(), `{"topic":"slow"`) {
+		t.Errorf("head -1 got %q", out.String())
+	}
+	pub.Process.Signal(syscall.SIGTERM)
+	waitPub()
 }
