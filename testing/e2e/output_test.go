@@ -87,7 +87,7 @@ func TestSampleLinesFlushed(t *testing.T) {
 	defer func() { piped.Process.Kill(); piped.Wait() }()
 
 	for name, ch := range map[string]<-chan stamped{"terminal": lines(ptmx), "pipe": lines(out)} {
-		for range 2 {
+		{
 			l := nextLine(t, ch, 30*time.Second)
 			var s struct {
 				PublishedNs int64 `json:"published_ns"`
@@ -118,11 +118,12 @@ func TestStatsLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { sub.Process.Kill(); sub.Wait() }()
+	started := clock.Mono()
 	ch := lines(errp)
 	re := regexp.MustCompile(`^subscriber: stats: s: (\d+) received/s  (\d+) lost/s  lag (\d+)  corrupt 0  restarts 0  latency p50 [0-9.]+ µs  p99 [0-9.]+ µs$`)
-	var prev int64
-	for i := range 3 {
-		l := nextLine(t, ch, 30*time.Second)
+	var l stamped
+	for range 3 {
+		l = nextLine(t, ch, 30*time.Second)
 		m := re.FindStringSubmatch(l.text)
 		if m == nil {
 			t.Fatalf("stats line %q", l.text)
@@ -131,12 +132,10 @@ func TestStatsLine(t *testing.T) {
 		if n, _ := strconv.Atoi(m[1]); n < 20 || n > 180 {
 			t.Errorf("stats line %q: %d received/s at 100 Hz", l.text, n)
 		}
-		if i > 0 {
-			if d := time.Duration(l.at - prev); d < 500*time.Millisecond {
-				t.Errorf("stats lines %v apart", d)
-			}
-		}
-		prev = l.at
+	}
+	// Lines can be read late, never early: three take over a second.
+	if d := time.Duration(l.at - started); d < 1500*time.Millisecond {
+		t.Errorf("three stats lines within %v", d)
 	}
 	pub.Process.Signal(syscall.SIGTERM)
 	waitPub()
@@ -247,12 +246,10 @@ func TestWaitForPublisher(t *testing.T) {
 		t.Errorf("--wait-for-publisher 0: exit %d, %q", r.code, r.stderr)
 	}
 	start := time.Now()
-	sub, waitSub := e.start("subscriber", "--topic", "w", "--wait-for-publisher", "forever", "--count", "1", "--format", "json")
-	// Waiting is not observable from outside; outlast the old default.
+	_, waitSub := e.start("subscriber", "--topic", "w", "--wait-for-publisher", "forever", "--count", "1", "--format", "json")
+	// Waiting is not observable from outside; outlast the old default
+	// (a subscriber that gave up would exit 5, below).
 	time.Sleep(6 * time.Second)
-	if sub.ProcessState != nil {
-		t.Fatal("the subscriber ended while waiting")
-	}
 	pub, waitPub := e.start("publisher", "--topic", "w", "--rate", "100")
 	r := waitSub()
 	if r.code != 0 || !strings.Contains(r.stdout, `"topic":"w"`) || time.Since(start) < 6*time.Second {
@@ -281,14 +278,14 @@ func TestLatencyOnlyAfterAttach(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r := e.run("subscriber", "--topic", "l", "--from", "oldest", "--count", "9", "--format", "none", "--stats-json")
+	r := e.run("subscriber", "--topic", "l", "--from", "oldest", "--duration", "5s", "--format", "none", "--stats-json")
 	pub.Process.Signal(syscall.SIGTERM)
 	waitPub()
 	var ss subStats
 	lastJSON(t, r.stdout, &ss)
 	// The history is 1.2 s old and more; a live sample at 5 Hz is read
 	// as it comes.
-	if r.code != 0 || ss.Received != 9 || ss.Latency.Max >= int64(600*time.Millisecond) || ss.Latency.Max == 0 {
+	if r.code != 0 || ss.Received < 7 || ss.Latency.Max >= int64(600*time.Millisecond) || ss.Latency.Max == 0 {
 		t.Errorf("exit %d, %+v: latency should count only the live samples", r.code, ss)
 	}
 }
