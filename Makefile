@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-short test-arm bench bench-bridge demo soak soak-short ipcbench ipcbench-short fmt vet lint cross clean
+.PHONY: all build golden test test-short test-arm bench bench-bridge demo soak soak-short ipcbench ipcbench-short fmt vet lint cross clean
 
 all: build
 
@@ -77,3 +77,8 @@ cross:
 # per sample on each side. Each line runs for 2-3 s whatever BENCHTIME.
 bench-bridge:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count $(BENCHCOUNT) ./bridge/
+
+# Rewrite the golden help texts (testing/e2e/testdata/help) after a
+# deliberate change to a program's flags or help.
+golden:
+	$(GO) test -count=1 -run TestHelpGolden ./testing/e2e -update

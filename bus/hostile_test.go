@@ -647,6 +647,9 @@ func TestHungPublisherReported(t *testing.T) {
 	start = time.Now()
 	all, err := List(opts)
 	tookAll := time.Since(start)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("List: %+v %v", all, err)
+	}
 	for _, ti := range all {
 		if ti.State != StateHung {
 			t.Errorf("List: %+v", ti)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
-	"github.com/sensorbus/sensorbus/internal/app"
+	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/schema"
 )
 
@@ -27,10 +27,10 @@ func BenchmarkPacing(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer pub.Close()
-			g, _ := app.NewSynth(schema.IMUSchema, 64)
+			g, _ := synth.New(schema.IMUSchema, 64)
 			b.ResetTimer()
 			start := time.Now()
-			n, err := loop(context.Background(), config{rate: rate, count: uint64(b.N)}, pub, synthetic{g})
+			n, err := loop(context.Background(), config{rate: rate, count: uint64(b.N)}, 1, pub, synthetic{g})
 			d := time.Since(start)
 			if err != nil || n != uint64(b.N) {
 				b.Fatalf("published %d of %d: %v", n, b.N, err)

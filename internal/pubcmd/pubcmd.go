@@ -3,25 +3,23 @@
 package pubcmd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/app"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
 )
@@ -29,54 +27,81 @@ import (
 const prog = "publisher"
 
 type config struct {
-	topic, typ, source, busDir, allowUID, allowGID, logLevel string
-	payloadSize, slots, slotSize                             int
-	rate                                                     float64
-	count                                                    uint64
-	duration                                                 time.Duration
-	statsJSON                                                bool
-	rt                                                       app.RT
-	thermalRoot                                              string
+	topic, typ, source, allowUID, allowGID, logLevel string
+	payloadSize, slots, slotSize                     int
+	rate                                             float64
+	count                                            uint64
+	duration                                         time.Duration
+	statsJSON                                        bool
+	bus                                              app.Bus
+	rt                                               app.RT
+	thermalRoot                                      string
 }
 
 // Stats is what --stats-json prints.
 type Stats struct {
 	Published uint64  `json:"published"`
+	Skipped   uint64  `json:"skipped"`
 	DurationS float64 `json:"duration_s"`
 	RateHz    float64 `json:"rate_hz"`
+}
+
+const long = `Publishes sensor samples on a sensorbus topic until --count, --duration,
+the end of stdin or SIGINT, SIGTERM or SIGHUP; then removes the topic.
+
+Sources: synthetic samples (a pure function of their sequence number, so
+subscriber --verify can check every one), JSON lines on stdin (a bad or
+too large line is reported with its number, counted and skipped; a line
+without "time" is stamped with the time it was read), or this host's
+temperature sensors (--source thermal: type scalar, 1 Hz unless --rate says
+otherwise, all sensors each time; their names are published on the topic
+TOPIC.names).`
+
+const examples = `  publisher --topic imu --type imu --rate 1000
+  publisher --topic temp --source thermal
+  echo '{"sensor":2,"value":20.5,"unit":"degC"}' | publisher --topic t --type scalar --source stdin
+  publisher --topic fast --rate 0 --duration 10s --stats-json`
+
+// Command returns the publisher's command.
+func Command(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	return newCommand(&config{thermalRoot: "/sys/class"}, stdin, stdout, stderr)
+}
+
+func newCommand(cp *config, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	c := cp
+	cmd := app.NewRoot("publisher --topic NAME [flags]", "Put sensor samples on a sensorbus topic", long, examples)
+	cmd.Args = app.ExactArgs(0)
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVar(&c.topic, "topic", "", "topic to publish (required)")
+	fs.StringVar(&c.typ, "type", "imu", "sample type: "+strings.Join(app.TypeNames, ", "))
+	fs.StringVar(&c.source, "source", "synthetic", "synthetic, stdin (JSON lines of the type) or thermal (this host's temperature sensors)")
+	fs.Float64Var(&c.rate, "rate", 1000, "samples per second, 0 for as fast as possible (--source thermal: sweeps of all sensors, 1 unless set)")
+	fs.Uint64Var(&c.count, "count", 0, "stop after this many samples (0: no limit)")
+	app.DurationVar(fs, &c.duration, "duration", 0, false, "stop after this long, e.g. 10s (0: no limit)")
+	fs.IntVar(&c.payloadSize, "payload-size", 64, "bytes of payload for --type raw")
+	fs.IntVar(&c.slots, "slots", 4096, "samples the ring keeps (a power of two)")
+	fs.IntVar(&c.slotSize, "slot-size", 256, "largest encoded sample in bytes")
+	fs.StringVar(&c.allowUID, "allow-uid", "", "comma-separated users (names or uids) admitted besides this user and root")
+	fs.StringVar(&c.allowGID, "allow-gid", "", "comma-separated groups (names or gids) whose members are admitted")
+	c.bus.Register(fs)
+	c.rt.Register(fs)
+	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
+	fs.BoolVar(&c.statsJSON, "stats-json", false, `on exit print one JSON line on stdout: {"published":N,"skipped":N,"duration_s":F,"rate_hz":F}`)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		p, err := prepare(cmd, *c, stdin, stderr)
+		if err != nil {
+			return err
+		}
+		return p.run(stdout, stderr)
+	}
+	return cmd
 }
 
 // Run runs the publisher with args (without the program name) and returns
 // its exit code.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var c config
-	fs := app.NewFlagSet(prog, "publisher --topic NAME [flags]\n\nPublishes sensor samples on a sensorbus topic.", stdout)
-	fs.StringVar(&c.topic, "topic", "", "topic to publish (required)")
-	fs.StringVar(&c.typ, "type", "imu", "sample type: "+strings.Join(app.TypeNames, ", "))
-	fs.IntVar(&c.payloadSize, "payload-size", 64, "bytes of payload for --type raw")
-	fs.Float64Var(&c.rate, "rate", 1000, "samples per second; 0 publishes as fast as possible")
-	fs.Uint64Var(&c.count, "count", 0, "stop after this many samples (0: no limit)")
-	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: until SIGINT or SIGTERM)")
-	fs.IntVar(&c.slots, "slots", 4096, "samples the ring keeps (a power of two)")
-	fs.IntVar(&c.slotSize, "slot-size", 256, "largest sample in bytes")
-	fs.StringVar(&c.source, "source", "synthetic", "synthetic (changing values with sequence and checksum), stdin (JSON lines of the type) or thermal (this host's temperature sensors)")
-	fs.StringVar(&c.busDir, "bus-dir", "", "bus directory (none: $SENSORBUS_DIR, else $XDG_RUNTIME_DIR/sensorbus, else /run/sensorbus for root, else /tmp/sensorbus-UID)")
-	fs.StringVar(&c.allowUID, "allow-uid", "", "comma-separated uids admitted besides this user and root")
-	fs.StringVar(&c.allowGID, "allow-gid", "", "comma-separated gids admitted")
-	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
-	fs.BoolVar(&c.statsJSON, "stats-json", false, `on exit print one JSON line on stdout: {"published":N,"duration_s":F,"rate_hz":F}`)
-	c.rt.Register(fs)
-	c.thermalRoot = "/sys/class"
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return app.ExitOK
-		}
-		return app.Fail(stderr, prog, err)
-	}
-	if err := run(c, stdin, stdout, stderr); err != nil {
-		return app.Fail(stderr, prog, err)
-	}
-	return app.ExitOK
+	return app.Execute(Command(stdin, stdout, stderr), args, stdin, stdout, stderr)
 }
 
 // source yields the samples to publish; next returns false at the end.
@@ -84,69 +109,128 @@ type source interface {
 	next(seq uint64) (schema.Message, bool, error)
 }
 
-func run(c config, stdin io.Reader, stdout, stderr io.Writer) error {
-	if c.topic == "" {
-		return app.Usagef("--topic is required")
-	}
-	if c.rate < 0 || c.duration < 0 {
-		return app.Usagef("--rate and --duration must not be negative")
-	}
-	thread, err := c.rt.Thread()
-	if err != nil {
-		return err
-	}
-	s, err := app.SchemaOf(c.typ)
-	if err != nil {
-		return err
-	}
-	uids, err := app.ParseIDs("allow-uid", c.allowUID)
-	if err != nil {
-		return err
-	}
-	gids, err := app.ParseIDs("allow-gid", c.allowGID)
-	if err != nil {
-		return err
-	}
-	log, err := app.Logger(c.logLevel, stderr)
-	if err != nil {
-		return err
-	}
-	defer log.Sync()
+// plan is a checked configuration: everything a run needs, nothing created.
+type plan struct {
+	c       config
+	schema  *schema.Schema
+	opts    bus.Options
+	uids    []int
+	gids    []int
+	thread  rt.Thread
+	log     *zap.Logger
+	level   zapcore.Level
+	src     source
+	perTick int // samples per pacing tick
+	skipped func() uint64
+	names   []string // thermal sensor names
+}
 
-	var src source
+// prepare checks every flag; it creates nothing.
+func prepare(cmd *cobra.Command, c config, stdin io.Reader, stderr io.Writer) (*plan, error) {
+	p := &plan{c: c, perTick: 1, skipped: func() uint64 { return 0 }}
+	changed := cmd.Flags().Changed
+	var err error
+	if p.opts, err = c.bus.Options(); err != nil {
+		return nil, err
+	}
+	if err := app.CheckTopic("topic", c.topic, p.opts.Dir); err != nil {
+		return nil, err
+	}
+	switch c.source {
+	case "synthetic", "stdin":
+	case "thermal":
+		if changed("type") && c.typ != "scalar" {
+			return nil, app.Usagef("--type %s: --source thermal publishes temperatures as scalar", c.typ)
+		}
+		p.c.typ = "scalar"
+		if !changed("rate") {
+			p.c.rate = 1
+		}
+		if err := app.CheckTopic("topic", c.topic+namesSuffix, p.opts.Dir); err != nil {
+			return nil, app.Usagef("--topic %q: too long for its name table topic %s%s", c.topic, c.topic, namesSuffix)
+		}
+	default:
+		return nil, app.Usagef("--source %q: want synthetic, stdin or thermal", c.source)
+	}
+	if p.schema, err = app.SchemaOf("type", p.c.typ); err != nil {
+		return nil, err
+	}
+	if err := app.CheckRate("rate", p.c.rate); err != nil {
+		return nil, err
+	}
+	if err := app.CheckGeometry(c.slots, c.slotSize); err != nil {
+		return nil, err
+	}
+	if changed("payload-size") && p.schema != schema.RawSchema {
+		return nil, app.Usagef("--payload-size applies to --type raw only")
+	}
+	if p.thread, err = c.rt.Thread(); err != nil {
+		return nil, err
+	}
+	if p.uids, err = app.ParseIDs("allow-uid", c.allowUID, false); err != nil {
+		return nil, err
+	}
+	if p.gids, err = app.ParseIDs("allow-gid", c.allowGID, true); err != nil {
+		return nil, err
+	}
+	if p.log, p.level, err = app.Logger(c.logLevel, stderr); err != nil {
+		return nil, err
+	}
 	switch c.source {
 	case "synthetic":
-		g, err := app.NewSynth(s, c.payloadSize)
+		g, err := synth.New(p.schema, c.payloadSize)
 		if err != nil {
-			return err
+			return nil, app.Usagef("--payload-size %d: at least %d bytes (sequence number and checksum)", c.payloadSize, synth.MinRawPayload)
 		}
-		src = synthetic{g}
+		m, _ := g.Make(0, 1<<62) // the largest time: every field at its widest
+		if n := m.Msgsize(); n > c.slotSize {
+			if p.schema == schema.RawSchema {
+				return nil, app.Usagef("--payload-size %d: a sample of it encodes to up to %d bytes, more than --slot-size %d", c.payloadSize, n, c.slotSize)
+			}
+			return nil, app.Usagef("--slot-size %d: a %s sample needs up to %d bytes", c.slotSize, p.c.typ, n)
+		}
+		p.src = synthetic{g}
 	case "stdin":
-		src = &jsonLines{s: s, in: bufio.NewScanner(stdin), stderr: stderr}
+		j := newJSONLines(p.schema, stdin, stderr, c.slotSize)
+		p.src, p.skipped = j, func() uint64 { return j.skipped }
 	case "thermal":
-		if s != schema.ScalarSchema {
-			return app.Usagef("--source thermal publishes temperatures: use --type scalar")
+		if n := (&schema.Scalar{}).Msgsize(); n > c.slotSize {
+			return nil, app.Usagef("--slot-size %d: a scalar sample needs up to %d bytes", c.slotSize, n)
 		}
 		t, err := newThermal(c.thermalRoot)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		src = t
-	default:
-		return app.Usagef("--source %q: want synthetic, stdin or thermal", c.source)
+		p.src, p.perTick, p.names = t, len(t.sensors), t.names()
 	}
+	return p, nil
+}
 
+// namesSuffix names the topic that carries --source thermal's sensor names.
+const namesSuffix = ".names"
+
+func (p *plan) run(stdout, stderr io.Writer) error {
+	c := p.c
+	defer p.log.Sync()
 	ctx, stop := app.SignalContext()
 	defer stop()
+	p.opts.Logger = p.log
 	pub, err := bus.NewPublisher(bus.PublisherConfig{
-		Options: bus.Options{Dir: c.busDir, Logger: log},
-		Topic:   c.topic, Schema: s, SlotSize: c.slotSize, Slots: c.slots,
-		AllowUIDs: uids, AllowGIDs: gids,
+		Options: p.opts,
+		Topic:   c.topic, Schema: p.schema, SlotSize: c.slotSize, Slots: c.slots,
+		AllowUIDs: p.uids, AllowGIDs: p.gids,
 	})
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	if p.names != nil {
+		np, err := publishNames(p, c.topic+namesSuffix, p.names)
+		if err != nil {
+			return err
+		}
+		defer np.Close()
+	}
 	if c.rt.MLock {
 		if err := rt.LockMemory(false); err != nil {
 			return err
@@ -155,20 +239,25 @@ func run(c config, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if j, ok := p.src.(*jsonLines); ok {
+		j.start(ctx)
+	}
+	p.serving(stderr)
 	var st Stats
 	start := time.Now()
-	err = rt.Run(thread, func(int) error {
+	err = rt.Run(p.thread, func(int) error {
 		var err error
-		st.Published, err = loop(ctx, c, pub, src)
+		st.Published, err = loop(ctx, c, p.perTick, pub, p.src)
 		return err
 	})
 	d := time.Since(start)
 	pub.Close()
+	st.Skipped = p.skipped()
 	st.DurationS = d.Seconds()
 	if d > 0 {
 		st.RateHz = float64(st.Published) / d.Seconds()
 	}
-	log.Info("done", zap.Uint64("published", st.Published), zap.Duration("took", d))
+	p.log.Info("done", zap.Uint64("published", st.Published), zap.Uint64("skipped", st.Skipped), zap.Duration("took", d))
 	if c.statsJSON {
 		b, _ := json.Marshal(st)
 		fmt.Fprintln(stdout, string(b))
@@ -176,12 +265,37 @@ func run(c config, stdin io.Reader, stdout, stderr io.Writer) error {
 	return err
 }
 
+// serving says, in one line, that the topic is up: on a terminal, or in
+// the log at level info.
+func (p *plan) serving(stderr io.Writer) {
+	dir := p.opts.Dir
+	if dir == "" {
+		dir = bus.DefaultDir()
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	rate := "as fast as possible"
+	if p.c.rate > 0 {
+		rate = fmt.Sprintf("%g/s", p.c.rate)
+	}
+	if app.IsTerminal(stderr) {
+		fmt.Fprintf(stderr, "%s: serving topic %q: %s, %d slots of %d bytes, %s from %s, bus %s\n",
+			prog, p.c.topic, p.schema.Name, p.c.slots, p.c.slotSize, rate, p.c.source, dir)
+		return
+	}
+	if p.level <= zapcore.InfoLevel {
+		p.log.Info("serving", zap.String("topic", p.c.topic), zap.String("type", p.schema.Name), zap.Int("slots", p.c.slots),
+			zap.Int("slot_size", p.c.slotSize), zap.String("rate", rate), zap.String("source", p.c.source), zap.String("bus_dir", dir))
+	}
+}
+
 // loop publishes until the count, the duration, the source's end or a
-// signal. Pacing follows a schedule (sample i is due at start + i/rate),
-// sleeping while the next sample is far off and spinning for the last
-// stretch, which sleeping cannot hit precisely; a late sample does not
-// shift the ones after it.
-func loop(ctx context.Context, c config, pub *bus.Publisher, src source) (uint64, error) {
+// signal. Pacing follows a schedule (tick i is due at start + i/rate, with
+// perTick samples per tick), sleeping while the next tick is far off and
+// spinning for the last stretch, which sleeping cannot hit precisely; a
+// late sample does not shift the ones after it.
+func loop(ctx context.Context, c config, perTick int, pub *bus.Publisher, src source) (uint64, error) {
 	w := pub.Ring()
 	var interval int64
 	if c.rate > 0 {
@@ -198,12 +312,17 @@ func loop(ctx context.Context, c config, pub *bus.Publisher, src source) (uint64
 		if seq&255 == 0 && ctx.Err() != nil {
 			break
 		}
-		if interval > 0 {
-			due := start + int64(seq)*interval
+		if interval > 0 && seq%uint64(perTick) == 0 {
+			due := start + int64(seq/uint64(perTick))*interval
+			if end != 0 && due >= end {
+				break
+			}
 			if d := due - clock.Mono() - spinFor; d > 0 {
+				t := time.NewTimer(time.Duration(d))
 				select {
-				case <-time.After(time.Duration(d)):
+				case <-t.C:
 				case <-ctx.Done():
+					t.Stop()
 					return seq, nil
 				}
 			}
@@ -230,77 +349,9 @@ func loop(ctx context.Context, c config, pub *bus.Publisher, src source) (uint64
 	return seq, nil
 }
 
-type synthetic struct{ g *app.Synth }
+type synthetic struct{ g *synth.Synth }
 
 func (s synthetic) next(seq uint64) (schema.Message, bool, error) {
 	m, err := s.g.Make(seq, time.Now().UnixNano())
 	return m, true, err
-}
-
-// jsonLines reads one JSON object per line; a bad line is reported on
-// stderr, counted and skipped.
-type jsonLines struct {
-	s      *schema.Schema
-	in     *bufio.Scanner
-	stderr io.Writer
-	line   int
-	bad    int
-}
-
-func (j *jsonLines) next(uint64) (schema.Message, bool, error) {
-	for j.in.Scan() {
-		j.line++
-		text := strings.TrimSpace(j.in.Text())
-		if text == "" {
-			continue
-		}
-		m, err := j.s.FromJSON([]byte(text))
-		if err != nil {
-			j.bad++
-			fmt.Fprintf(j.stderr, "%s: stdin line %d skipped: %v\n", prog, j.line, err)
-			continue
-		}
-		return m, true, nil
-	}
-	if err := j.in.Err(); err != nil {
-		return nil, false, fmt.Errorf("read stdin: %w", err)
-	}
-	if j.bad > 0 {
-		fmt.Fprintf(j.stderr, "%s: %d bad line(s) skipped\n", prog, j.bad)
-	}
-	return nil, false, nil
-}
-
-// thermal reads the host's temperature sensors: /sys/class/thermal zones
-// and hwmon temperature inputs, publishing one Scalar per sensor in turn
-// (Sensor is the sensor's position in the sorted list).
-type thermal struct {
-	paths []string
-	msg   schema.Scalar
-}
-
-func newThermal(root string) (*thermal, error) {
-	var paths []string
-	z, _ := filepath.Glob(filepath.Join(root, "thermal", "thermal_zone*", "temp"))
-	h, _ := filepath.Glob(filepath.Join(root, "hwmon", "hwmon*", "temp*_input"))
-	paths = append(append(paths, z...), h...)
-	sort.Strings(paths)
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("--source thermal: this host has no temperature sensors (nothing in %s/thermal/thermal_zone*/temp or %s/hwmon/hwmon*/temp*_input; a VM usually has none)", root, root)
-	}
-	return &thermal{paths: paths}, nil
-}
-
-func (t *thermal) next(seq uint64) (schema.Message, bool, error) {
-	i := int(seq % uint64(len(t.paths)))
-	b, err := os.ReadFile(t.paths[i])
-	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", t.paths[i], err)
-	}
-	milli, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %q is not millidegrees", t.paths[i], b)
-	}
-	t.msg = schema.Scalar{Time: time.Now().UnixNano(), Sensor: uint32(i), Value: float64(milli) / 1000, Unit: schema.UnitCelsius}
-	return &t.msg, true, nil
 }

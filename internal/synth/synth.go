@@ -1,7 +1,18 @@
-package app
+// Package synth makes synthetic sensor samples that are a pure function of
+// their sequence number, and checks received samples against them: the
+// publisher's default source and the subscriber's --verify.
+//
+//	g, _ := synth.New(schema.IMUSchema, 0)
+//	m, _ := g.Make(seq, time.Now().UnixNano())
+//	v, _ := synth.NewVerifier(schema.IMUSchema)
+//	ok := v.Check(seq, encoded)
+//
+// A Synth and a Verifier each belong to one goroutine.
+package synth
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 
@@ -21,6 +32,10 @@ import (
 // MinRawPayload is the smallest --payload-size: sequence number and CRC.
 const MinRawPayload = 12
 
+// ErrPayloadSize is returned by New for a raw payload too small to carry
+// the sequence number and checksum.
+var ErrPayloadSize = errors.New("synth: raw payload too small")
+
 // Synth makes synthetic samples of one type, reusing its storage.
 type Synth struct {
 	s           *schema.Schema
@@ -33,10 +48,10 @@ type Synth struct {
 	raw         schema.Raw
 }
 
-// NewSynth returns a generator for s; payloadSize applies to Raw.
-func NewSynth(s *schema.Schema, payloadSize int) (*Synth, error) {
+// New returns a generator for s; payloadSize applies to Raw.
+func New(s *schema.Schema, payloadSize int) (*Synth, error) {
 	if s == schema.RawSchema && payloadSize < MinRawPayload {
-		return nil, Usagef("--payload-size %d: at least %d bytes (sequence number and checksum)", payloadSize, MinRawPayload)
+		return nil, fmt.Errorf("%w: %d bytes, at least %d (sequence number and checksum)", ErrPayloadSize, payloadSize, MinRawPayload)
 	}
 	g := &Synth{s: s, payloadSize: payloadSize}
 	g.raw.Data = make([]byte, payloadSize)
@@ -126,7 +141,7 @@ type Verifier struct {
 // NewVerifier returns a checker for samples of s.
 func NewVerifier(s *schema.Schema) (*Verifier, error) {
 	if s == nil {
-		return nil, fmt.Errorf("--verify needs a typed topic of a built-in type")
+		return nil, errors.New("synth: not a built-in type")
 	}
 	// A raw payload's size is read from each sample.
 	g := &Synth{s: s}

@@ -1,4 +1,4 @@
-package app
+package synth
 
 import (
 	"testing"
@@ -7,9 +7,9 @@ import (
 )
 
 func TestSynthVerifies(t *testing.T) {
-	for _, name := range TypeNames {
-		s, _ := SchemaOf(name)
-		g, err := NewSynth(s, 64)
+	for _, s := range schema.Builtins() {
+		name := s.Name
+		g, err := New(s, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
