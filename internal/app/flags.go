@@ -5,7 +5,6 @@ import (
 	"math"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -78,13 +77,10 @@ func CheckRate(flag string, r float64) error {
 	return nil
 }
 
-// maxSocketPath is the longest path a Unix socket address holds
-// (sun_path is 108 bytes with the terminating NUL).
-const maxSocketPath = 107
-
-// CheckTopic checks a topic name for its characters and for the length of
-// its socket path in the bus directory.
-func CheckTopic(flag, topic, busDir string) error {
+// CheckTopic checks a topic name, saying which character is wrong. Its
+// length is bounded by bus.MaxTopicLen whatever the bus directory: a
+// topic's socket is reached through the directory's descriptor.
+func CheckTopic(flag, topic string) error {
 	if topic == "" {
 		return Usagef("--%s is required", flag)
 	}
@@ -99,22 +95,8 @@ func CheckTopic(flag, topic, busDir string) error {
 	if topic[0] == '.' || topic[0] == '-' {
 		return Usagef("--%s %q: must not start with %q", flag, topic, topic[0])
 	}
-	if strings.HasSuffix(topic, ring.WakeSuffix) {
-		return Usagef("--%s %q: must not end in %q", flag, topic, ring.WakeSuffix)
-	}
 	if len(topic) > bus.MaxTopicLen {
-		return Usagef("--%s: a topic name of %d bytes is longer than %d", flag, len(topic), bus.MaxTopicLen)
-	}
-	dir := busDir
-	if dir == "" {
-		dir = bus.DefaultDir()
-	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
-	if sock := filepath.Join(dir, topic+".sock"); len(sock) > maxSocketPath {
-		return Usagef("--%s %q: its socket %s would be %d bytes, over the %d a Unix socket path may have: use a shorter topic (at most %d bytes here) or bus directory",
-			flag, topic, sock, len(sock), maxSocketPath, max(0, maxSocketPath-len(dir)-len("/.sock")))
+		return Usagef("--%s: a topic name of %d bytes is longer than %d, the most a topic may have", flag, len(topic), bus.MaxTopicLen)
 	}
 	if err := bus.ValidTopic(topic); err != nil {
 		return Usagef("--%s: %v", flag, err)

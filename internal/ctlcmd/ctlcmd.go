@@ -83,7 +83,7 @@ func topicArg(c *cobra.Command, args []string, b func() (bus.Options, error)) (b
 	if err != nil {
 		return o, err
 	}
-	if err := app.CheckTopic("topic", args[0], o.Dir); err != nil {
+	if err := app.CheckTopic("topic", args[0]); err != nil {
 		return o, app.Usagef("%s: %s", c.Name(), strings.Replace(err.Error(), "--topic", "TOPIC", 1))
 	}
 	return o, nil

@@ -133,7 +133,7 @@ func prepare(cmd *cobra.Command, c config, stdin io.Reader, stderr io.Writer) (*
 	if p.opts, err = c.bus.Options(); err != nil {
 		return nil, err
 	}
-	if err := app.CheckTopic("topic", c.topic, p.opts.Dir); err != nil {
+	if err := app.CheckTopic("topic", c.topic); err != nil {
 		return nil, err
 	}
 	switch c.source {
@@ -146,7 +146,7 @@ func prepare(cmd *cobra.Command, c config, stdin io.Reader, stderr io.Writer) (*
 		if !changed("rate") {
 			p.c.rate = 1
 		}
-		if err := app.CheckTopic("topic", c.topic+namesSuffix, p.opts.Dir); err != nil {
+		if err := app.CheckTopic("topic", c.topic+namesSuffix); err != nil {
 			return nil, app.Usagef("--topic %q: too long for its name table topic %s%s", c.topic, c.topic, namesSuffix)
 		}
 	default:

@@ -155,7 +155,7 @@ func prepare(c config, stderr io.Writer) (*plan, error) {
 			return nil, err
 		}
 	}
-	if err := app.CheckTopic("topic", c.topic, opts.Dir); err != nil {
+	if err := app.CheckTopic("topic", c.topic); err != nil {
 		return nil, err
 	}
 	cfg := bus.SubscriberConfig{Topic: c.topic, WaitForPublisher: c.waitForPublisher}
