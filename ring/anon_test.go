@@ -508,4 +508,3 @@ func TestReaderSurvivesCorruptWords(t *testing.T) {
 		}
 	}
 }
-
