@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -42,7 +41,7 @@ func IsTerminal(w io.Writer) bool {
 
 // SignalContext returns a context canceled by SIGINT, SIGTERM or SIGHUP.
 func SignalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return signal.NotifyContext(context.Background(), sys.TermSignals...)
 }
 
 // RT is the real-time setup the --cpu, --fifo and --mlock flags ask for.
