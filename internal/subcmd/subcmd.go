@@ -237,15 +237,22 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 	defer p.log.Sync()
 	ctx, stop := app.SignalContext()
 	defer stop()
+	p.log.Debug("subscribing; signals stop the run from here on")
 	if c.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.duration)
 		defer cancel()
 	}
+	start := time.Now()
 	sub, err := bus.Subscribe(ctx, p.cfg)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, bus.ErrNoPublisher) {
-			return nil // interrupted while waiting: nothing received, nothing wrong
+			// Interrupted while attaching: nothing received, nothing wrong.
+			if c.statsJSON {
+				b, _ := json.Marshal(Stats{DurationS: time.Since(start).Seconds()})
+				fmt.Fprintln(stdout, string(b))
+			}
+			return nil
 		}
 		return err
 	}
@@ -262,7 +269,7 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 	if err := r.typeOf(sub.Header()); err != nil {
 		return err
 	}
-	start := time.Now()
+	start = time.Now()
 	err = rt.Run(p.thread, func(int) error { return r.loop(ctx) })
 	r.out.Flush()
 	if r.statsShown && app.IsTerminal(stderr) {
