@@ -74,4 +74,3 @@ func TestSubscriberInterruptedAtRandom(t *testing.T) {
 		t.Fatalf("publisher: %d %s", r.code, r.stderr)
 	}
 }
-
