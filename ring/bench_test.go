@@ -5,25 +5,44 @@ import (
 	"testing"
 )
 
+// benchRing creates a 4096-slot ring: anonymous (sealed, as the bus makes
+// them) or named (a file in a tmpfs directory).
+func benchRing(b *testing.B, anon bool, size int) (*Writer, func(ReaderConfig) *Reader) {
+	if anon {
+		w := mustCreate(b, Config{SlotSize: size, Slots: 4096})
+		return w, func(rc ReaderConfig) *Reader { return attachTo(b, w, rc) }
+	}
+	dir := testDir(b)
+	w := mustCreate(b, Config{Dir: dir, Name: "bench", SlotSize: size, Slots: 4096})
+	return w, func(rc ReaderConfig) *Reader { return mustOpen(b, dir, "bench", rc) }
+}
+
+func ringKind(anon bool) string {
+	if anon {
+		return "anon"
+	}
+	return "named"
+}
+
 func BenchmarkPublish(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			dir := testDir(b)
-			w := mustCreate(b, Config{Dir: dir, Name: "bench", SlotSize: size, Slots: 4096})
-			defer w.Close()
-			p := make([]byte, size)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			for b.Loop() {
-				w.Publish(p)
-			}
-		})
+	for _, anon := range []bool{true, false} {
+		for _, size := range []int{64, 1024} {
+			b.Run(fmt.Sprintf("%s/%dB", ringKind(anon), size), func(b *testing.B) {
+				w, _ := benchRing(b, anon, size)
+				defer w.Close()
+				p := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					w.Publish(p)
+				}
+			})
+		}
 	}
 }
 
 func BenchmarkReserveCommit64B(b *testing.B) {
-	dir := testDir(b)
-	w := mustCreate(b, Config{Dir: dir, Name: "bench", SlotSize: 64, Slots: 4096})
+	w, _ := benchRing(b, true, 64)
 	defer w.Close()
 	p := make([]byte, 64)
 	b.ReportAllocs()
@@ -35,35 +54,42 @@ func BenchmarkReserveCommit64B(b *testing.B) {
 
 // BenchmarkStreamRead measures a reader's cost per sample with the data
 // already in the ring (same process, so no cross-core transfer): the
-// seqlock read, the copy out, and the bookkeeping.
+// seqlock read, the copy out, and the bookkeeping. A named ring's reads
+// are guarded against faults (its file could be truncated); a sealed
+// anonymous one's are not: the difference is the guard's cost.
 func BenchmarkStreamRead(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			dir := testDir(b)
-			const slots = 4096
-			w := mustCreate(b, Config{Dir: dir, Name: "bench", SlotSize: size, Slots: slots})
-			defer w.Close()
-			p := make([]byte, size)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			var r *Reader
-			for i := 0; b.Loop(); i++ {
-				if i%slots == 0 {
-					b.StopTimer()
-					if r != nil {
-						r.Close()
-					}
-					r = mustOpen(b, dir, "bench", ReaderConfig{Wait: WaitSpin})
-					for range slots {
-						w.Publish(p)
-					}
-					b.StartTimer()
-				}
-				if _, ok, _ := r.TryNext(); !ok {
-					b.Fatal("no sample")
-				}
+	for _, anon := range []bool{true, false} {
+		for _, size := range []int{64, 1024} {
+			b.Run(fmt.Sprintf("%s/%dB", ringKind(anon), size), func(b *testing.B) {
+				benchStreamRead(b, anon, size)
+			})
+		}
+	}
+}
+
+func benchStreamRead(b *testing.B, anon bool, size int) {
+	const slots = 4096
+	w, open := benchRing(b, anon, size)
+	defer w.Close()
+	p := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	var r *Reader
+	for i := 0; b.Loop(); i++ {
+		if i%slots == 0 {
+			b.StopTimer()
+			if r != nil {
+				r.Close()
 			}
-		})
+			r = open(ReaderConfig{Wait: WaitSpin})
+			for range slots {
+				w.Publish(p)
+			}
+			b.StartTimer()
+		}
+		if _, ok, _ := r.TryNext(); !ok {
+			b.Fatal("no sample")
+		}
 	}
 }
 

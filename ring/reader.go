@@ -510,7 +510,16 @@ func (r *Reader) published() uint64 {
 const maxTries = 64
 
 // TryNext returns the next sample if one is ready, without waiting.
-func (r *Reader) TryNext() (s Sample, ok bool, err error) {
+func (r *Reader) TryNext() (Sample, bool, error) {
+	if r.guarded || r.end != nil || r.done.Load() {
+		return r.tryNextSlow()
+	}
+	return r.tryNext()
+}
+
+// tryNextSlow is TryNext for a closed or ended reader, or one whose reads
+// are guarded: kept apart so that the common path has no closure.
+func (r *Reader) tryNextSlow() (s Sample, ok bool, err error) {
 	if r.done.Load() {
 		return Sample{}, false, ErrClosed
 	}
