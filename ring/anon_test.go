@@ -508,3 +508,95 @@ func TestReaderSurvivesCorruptWords(t *testing.T) {
 		}
 	}
 }
+
+// Long and short skips while a reader of each kind reads: no error, and
+// every sample delivered or counted lost.
+func TestSkipWhileReading(t *testing.T) {
+	const slots = 64
+	for _, wait := range []Wait{WaitSpin, WaitBlock} {
+		w := mustCreate(t, Config{SlotSize: 16, Slots: slots})
+		r := attachTo(t, w, ReaderConfig{Wait: wait, Start: FromIndex})
+		done := make(chan error, 1)
+		var received, lost uint64
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for {
+				s, err := r.Next(ctx)
+				if err != nil {
+					done <- err
+					return
+				}
+				received++
+				lost += s.Lost
+				if s.Index == 1<<62 {
+					done <- nil
+					return
+				}
+			}
+		}()
+		rnd := rand.New(rand.NewPCG(5, 6))
+		var published uint64
+		for range 20000 {
+			if rnd.IntN(4) == 0 {
+				n := uint64(rnd.IntN(3 * slots))
+				w.Skip(n)
+				published += n
+			} else {
+				w.Publish(payload(published, 16))
+				published++
+			}
+		}
+		w.Skip(1<<62 - published) // the last sample's index is 1<<62
+		w.Publish(payload(1<<62, 16))
+		published = 1<<62 + 1
+		if err := <-done; err != nil {
+			t.Fatalf("wait %v: %v", wait, err)
+		}
+		if received+lost != published {
+			t.Fatalf("wait %v: received %d + lost %d != %d", wait, received, lost, published)
+		}
+		r.Close()
+		w.Close()
+	}
+}
+
+// The moment in a long Skip where the first void sample is in its slot and
+// the cursor has not jumped yet: a reader that looks then waits, and then
+// counts the whole gap as lost.
+func TestSkipJumpSeenBeforeTheCursor(t *testing.T) {
+	const slots = 8
+	w, r := anonRing(t, Config{SlotSize: 16, Slots: slots}, ReaderConfig{Wait: WaitSpin})
+	for i := range uint64(3) {
+		w.Publish(payload(i, 16))
+		if s, ok, err := r.TryNext(); !ok || err != nil || s.Index != i {
+			t.Fatalf("sample %d: %+v %v %v", i, s, ok, err)
+		}
+	}
+	// A Skip of about 100 stopped after its first slot write, arranged so
+	// that its first void sample lands in the slot of the reader's next
+	// sample (3), ahead of the cursor still at 3.
+	stored := w.next
+	w.next += 100 - slots
+	for w.next&w.mask != 3 { // make the first void sample land in slot 3
+		w.next++
+	}
+	i := w.next & w.mask
+	s := w.slot(w.next)
+	seq := w.begin(s, i)
+	s.setLength(voidLen)
+	s.setIndex(w.next)
+	w.seqs[i] = evenAfter(seq)
+	storeRelease(s.seq(), w.seqs[i])
+	if smp, ok, err := r.TryNext(); ok || err != nil {
+		t.Fatalf("reader looking before the cursor jumped: %+v %v %v", smp, ok, err)
+	}
+	w.next++
+	w.cursor.store(w.next, stored)
+	w.Publish(payload(w.next, 16))
+	last := w.next - 1
+	smp, ok, err := r.TryNext()
+	if !ok || err != nil || smp.Index != last || smp.Lost != last-3 {
+		t.Fatalf("after the jump: %+v %v %v; want index %d lost %d", smp, ok, err, last, last-3)
+	}
+}

@@ -452,7 +452,8 @@ const (
 
 // read copies sample i from its slot into r.buf if the slot holds it.
 // It returns the payload length and publish time with slotOK, the index
-// the slot holds with slotOlder and slotNewer.
+// and length (voidLen for a skipped sample) the slot holds with slotOlder
+// and slotNewer.
 func (r *Reader) read(i uint64) (st slotState, n int, ts int64, idx uint64) {
 	s := slotAt(r.mem, headerSize+int(i&r.mask)*r.geo.slotStride)
 	seq := atomic.LoadUint32(s.seq()) // acquire: the fields below are loaded after it
@@ -470,9 +471,9 @@ func (r *Reader) read(i uint64) (st slotState, n int, ts int64, idx uint64) {
 		}
 		switch {
 		case idx < i:
-			return slotOlder, 0, 0, idx
+			return slotOlder, int(ln), 0, idx
 		case idx > i:
-			return slotNewer, 0, 0, idx
+			return slotNewer, int(ln), 0, idx
 		case ln == voidLen:
 			return slotVoid, 0, 0, idx
 		default:
@@ -561,6 +562,10 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 		// from a slot in a state the writer never leaves it in.
 		c := r.cursor.load()
 		switch {
+		case st == slotNewer && idx > c && n == int(voidLen):
+			// A writer skipping a long gap writes void samples ahead of
+			// the cursor, which follows at once: wait for it.
+			return Sample{}, false, nil
 		case st == slotNewer && idx > c:
 			return Sample{}, false, badSegment("slot of sample %d holds sample %d, beyond the cursor at %d", i, idx, c)
 		case st == slotNewer || c >= i+uint64(r.geo.slotCount):
@@ -597,13 +602,14 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 
 // cursorPlausible checks a cursor before the reader skips ahead by it: a
 // cursor at c says sample c-1 is complete, and from then on its slot
-// holds it or a newer sample (or is being written with one).
+// holds it or a newer sample (or is being written with one), or, when a
+// writer skips a long gap, an older skipped one it is about to overwrite.
 func (r *Reader) cursorPlausible(c uint64) bool {
 	if c == 0 {
 		return true
 	}
-	st, _, _, _ := r.read(c - 1)
-	return st != slotOlder && st != slotEmpty
+	st, n, _, _ := r.read(c - 1)
+	return st != slotEmpty && (st != slotOlder || n == int(voidLen))
 }
 
 func (r *Reader) deliver(i uint64, n int, ts int64) Sample {

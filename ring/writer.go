@@ -396,18 +396,18 @@ func (w *Writer) Abort() error {
 // readers count them in Sample.Lost and their lost totals, as if they had
 // been overwritten. It serves writers that relay samples from elsewhere
 // (a bridge, a replay) and know that some never reached them. It costs a
-// slot write per skipped sample, at most a ring's worth: a reader wanting
-// a sample further back finds its slot holding a newer one and counts the
-// gap as lost all the same.
+// slot write per skipped sample, at most a ring's worth: of a longer gap
+// only the last ring's worth is written, and a reader wanting a sample
+// before it finds its slot holding a newer one and counts the gap as lost
+// all the same.
 func (w *Writer) Skip(n uint64) error {
 	if w.reserved || w.closed.Load() {
 		return w.stateErr()
 	}
-	if n == 0 {
-		return nil
-	}
-	prev := w.next
+	stored := w.next // the cursor as last stored
 	if slots := uint64(w.geo.slotCount); n > slots {
+		// The cursor jumps at the first store below; a reader seeing a
+		// slot's void sample ahead of the cursor it loaded waits for it.
 		w.next += n - slots
 		n = slots
 	}
@@ -422,9 +422,10 @@ func (w *Writer) Skip(n uint64) error {
 		w.seqs[i] = evenAfter(seq)
 		storeRelease(s.seq(), w.seqs[i]) // release: length and index are visible before the even seq
 		w.next++
+		w.cursor.store(w.next, stored) // release: each void sample is counted once complete
+		stored = w.next
 	}
-	w.cursor.store(w.next, prev)
-	if atomic.LoadUint32(w.waiting) != 0 {
+	if n > 0 && atomic.LoadUint32(w.waiting) != 0 {
 		w.wake()
 	}
 	return nil
