@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
+	"github.com/sensorbus/sensorbus/ring"
 )
 
 type config struct {
@@ -64,6 +66,10 @@ type topic struct {
 	published   uint64 // summed over finished generations
 	generations int
 	subs        []*sub
+	// witness holds the current generation's ring without reading it:
+	// after a kill -9 it still maps the ring, whose cursor then tells how
+	// many samples the dead publisher published.
+	witness *bus.Subscriber
 }
 
 // Summary is the outcome, printed as text and written as JSON.
@@ -147,6 +153,9 @@ func run(cfg config) (*Summary, error) {
 		if _, err := s.waitAttached(t); err != nil {
 			return nil, err
 		}
+		if err := s.watch(t); err != nil {
+			return nil, err
+		}
 	}
 	end := time.Now().Add(cfg.duration)
 	next := time.Now().Add(cfg.faultEvery)
@@ -183,6 +192,19 @@ func (s *soak) startPub(t *topic) *proc {
 		"--topic", t.spec.name, "--type", t.spec.typ, "--rate", strconv.FormatFloat(t.spec.rate, 'f', -1, 64), "--stats-json")
 }
 
+// watch attaches t's witness to its current publisher.
+func (s *soak) watch(t *topic) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := bus.Subscribe(ctx, bus.SubscriberConfig{Options: s.opts, Topic: t.spec.name, Untyped: true,
+		Mode: ring.Latest, NoReattach: true, WaitForPublisher: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("%s: witness: %w", t.spec.name, err)
+	}
+	t.witness = w
+	return nil
+}
+
 func (s *soak) startSub(t *topic, ss subSpec) *proc {
 	return s.start("subscriber "+t.spec.name+" "+strings.Join(ss.args, " "), "subscriber",
 		append([]string{"--topic", t.spec.name, "--wait-for-publisher", "30s"}, ss.args...)...)
@@ -217,10 +239,15 @@ func (s *soak) fault() error {
 		t.pub.cmd.Process.Signal(syscall.SIGKILL)
 		<-t.pub.done
 		info, err := bus.Info(s.opts, t.spec.name)
-		if err != nil || info.State != "dead" {
+		if err != nil || info.State != bus.StateDead {
 			s.violate("%s after kill -9: %+v, %v", t.spec.name, info, err)
 		}
-		t.published += info.Published
+		st, err := t.witness.PublisherStatus()
+		if err != nil {
+			return fmt.Errorf("%s: the dead publisher's count: %w", t.spec.name, err)
+		}
+		t.published += st.Published
+		t.witness.Close()
 		if s.rng.Intn(2) == 0 {
 			s.faults["gc during restart"]++
 			go s.gc() // races the restart on purpose
@@ -231,6 +258,9 @@ func (s *soak) fault() error {
 			return err
 		}
 		s.reattach = append(s.reattach, d)
+		if err := s.watch(t); err != nil {
+			return err
+		}
 	case k < 6: // kill -9 a subscriber and start it again
 		sb := t.subs[s.rng.Intn(len(t.subs))]
 		s.faults["subscriber kill -9"]++
@@ -357,6 +387,7 @@ func (s *soak) finish(d time.Duration) (*Summary, error) {
 			s.violate("%s: no final stats (%v): %s", t.pub.name, err, t.pub.errb.String())
 		}
 		t.published += ps.Published
+		t.witness.Close()
 	}
 	time.Sleep(time.Second) // subscribers drain the closed rings
 	for _, t := range s.topics {
