@@ -530,10 +530,13 @@ func TestConnectionFloods(t *testing.T) {
 			f.Result(&res)
 			slices.Sort(times)
 			t.Logf("%d connections held, %d more churned; honest attach p50 %v, max %v", c.n, res.Churned, times[len(times)/2], times[len(times)-1])
-			// 100 ms is the promise; a second is what a shared 2-CPU
-			// machine cannot miss without a real delay (the old publisher
-			// made a subscriber wait out the flooders' 2 s timeouts).
-			if times[len(times)-1] > time.Second {
+			// The flooders' connections time out after 20 s: a publisher
+			// that let them take its attention (as one that read before
+			// admitting did) makes an honest subscriber wait that out.
+			// Half of it is a bound no load of this machine reaches
+			// otherwise; what it takes is logged (0.1-0.2 ms p50 on a
+			// quiet 2-vCPU VM).
+			if times[len(times)-1] > cfg.RequestTimeout/2 {
 				t.Errorf("an honest subscriber waited %v behind the flood", times[len(times)-1])
 			}
 			if got := len(p.Subscribers()); got != 0 {

@@ -600,3 +600,24 @@ func TestSkipJumpSeenBeforeTheCursor(t *testing.T) {
 		t.Fatalf("after the jump: %+v %v %v; want index %d lost %d", smp, ok, err, last, last-3)
 	}
 }
+
+// A writer that skips more than a look covers and then closes: its
+// readers count the whole gap before they see the end.
+func TestEndAfterLongSkip(t *testing.T) {
+	dir := testDir(t)
+	w := mustCreate(t, Config{Dir: dir, Name: "skip-end", SlotSize: 16, Slots: 1024})
+	r := mustOpen(t, dir, "skip-end", ReaderConfig{})
+	w.Publish(payload(0, 16))
+	w.Skip(4 * maxTries)
+	w.Close()
+	s, err := r.Next(context.Background())
+	if err != nil || s.Index != 0 {
+		t.Fatalf("first sample: %+v %v", s, err)
+	}
+	if _, err := r.Next(context.Background()); !errors.Is(err, ErrWriterClosed) {
+		t.Fatalf("after the gap: %v", err)
+	}
+	if st := r.Stats(); st.Received != 1 || st.Lost != 4*maxTries {
+		t.Fatalf("stats %+v, want the whole gap of %d lost", st, 4*maxTries)
+	}
+}

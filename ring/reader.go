@@ -732,9 +732,17 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 		if err := r.checkEnd(ctx); err != nil {
 			if errors.Is(err, ErrWriterClosed) || errors.Is(err, ErrWriterDead) {
 				// The writer can publish nothing more, and it stopped
-				// before this look: if it finds nothing, the end is final.
-				if s, ok, err := r.TryNext(); ok || err != nil {
-					return s, err
+				// before this look: once a look finds nothing and skips
+				// nothing (a look covers at most maxTries slots), the end
+				// is final.
+				for {
+					before := r.next
+					if s, ok, err := r.TryNext(); ok || err != nil {
+						return s, err
+					}
+					if r.next == before {
+						break
+					}
 				}
 				r.end = err
 			}
