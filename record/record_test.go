@@ -51,6 +51,7 @@ func TestRecordInspect(t *testing.T) {
 			if ts.Topic != "imu" || ts.Schema != "sensorbus.IMU" || ts.FirstIndex != 0 || ts.LastIndex != n-1 || ts.Messages != n {
 				t.Fatalf("topic %+v", ts)
 			}
+			checkWithNode(t, out)
 		})
 	}
 }
