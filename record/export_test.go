@@ -30,8 +30,8 @@ func TestExport(t *testing.T) {
 		LogTime     uint64 `json:"log_time_ns"`
 		PublishTime uint64 `json:"publish_time_ns"`
 		Data        struct {
-			Sensor uint32 `json:"sensor"`
-			HasMag bool   `json:"has_mag"`
+			Sensor uint32              `json:"sensor"`
+			HasMag bool                `json:"has_mag"`
 			Accel  struct{ Z float32 } `json:"accel"`
 		} `json:"data"`
 	}
