@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/app"
+	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/schema"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
 )
@@ -143,6 +144,31 @@ func recordAsync(ctx context.Context, cfg RecordConfig) func() (Stats, error) {
 	}
 }
 
-func runChild(role string) int {
-	return 2
+// newSynth is the IMU generator of internal/app, the only use of it here.
+func newSynth() (*app.Synth, error) { return app.NewSynth(schema.IMUSchema, 64) }
+
+// paced publishes at rate Hz for d (sample i due at start + i/rate; a
+// late one does not shift the rest), sleeping while the next is far off
+// and spinning for the last stretch. It returns how many it published.
+func (p *synthPublisher) paced(rate float64, d time.Duration) (uint64, error) {
+	interval := int64(float64(time.Second) / rate)
+	start := clock.Mono()
+	end := start + int64(d)
+	const spinFor = int64(200 * time.Microsecond)
+	var n uint64
+	for {
+		due := start + int64(n)*interval
+		if due >= end {
+			return n, nil
+		}
+		if w := due - clock.Mono() - spinFor; w > 0 {
+			time.Sleep(time.Duration(w))
+		}
+		for clock.Mono() < due {
+		}
+		if err := p.publish(1, 0); err != nil {
+			return n, err
+		}
+		n++
+	}
 }

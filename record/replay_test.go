@@ -57,6 +57,10 @@ func readAll(t *testing.T, topic string, files ...string) []recorded {
 	return out
 }
 
+// replaySlots is the ring size of the replayed topic: large enough that
+// the subscriber can never be overrun, so every sample must arrive.
+const replaySlots = 1 << 15
+
 // replayAndVerify replays files into topic "replayed" and checks with a
 // subscriber that every recorded sample arrives, whole, in order, is the
 // synthetic sample of its recorded index, and (at speed > 0) is never
@@ -64,8 +68,8 @@ func readAll(t *testing.T, topic string, files ...string) []recorded {
 func replayAndVerify(t *testing.T, opts bus.Options, speed float64, files ...string) ReplayStats {
 	t.Helper()
 	want := readAll(t, "imu", files...)
-	if len(want) == 0 {
-		t.Fatal("nothing recorded")
+	if len(want) == 0 || len(want) > replaySlots {
+		t.Fatalf("%d samples recorded: want 1 to %d", len(want), replaySlots)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,7 +80,7 @@ func replayAndVerify(t *testing.T, opts bus.Options, speed float64, files ...str
 	done := make(chan result, 1)
 	go func() {
 		st, err := Replay(ctx, ReplayConfig{Bus: opts, Files: files, Speed: speed, Remap: map[string]string{"imu": "replayed"},
-			PausedUntilSubscribed: true})
+			PausedUntilSubscribed: true, Slots: replaySlots})
 		done <- result{st, err}
 	}()
 	sub, err := bus.Subscribe(ctx, bus.SubscriberConfig{Options: opts, Topic: "replayed", Schema: schema.IMUSchema,
@@ -95,6 +99,14 @@ func replayAndVerify(t *testing.T, opts bus.Options, speed float64, files ...str
 		s, err := sub.Next(ctx)
 		if err != nil {
 			t.Fatalf("sample %d of %d: %v", i, len(want), err)
+		}
+		if i > 0 && w.index != want[i-1].index+1 {
+			gap := w.index - want[i-1].index - 1
+			if _, ok := any(&ring.Writer{}).(skipper); ok && s.Lost != gap {
+				t.Fatalf("sample %d (recorded index %d): %d reported lost, recorded gap %d", i, w.index, s.Lost, gap)
+			}
+		} else if s.Lost != 0 {
+			t.Fatalf("sample %d (recorded index %d): %d reported lost", i, w.index, s.Lost)
 		}
 		if !bytes.Equal(s.Data, w.data) || !v.Check(w.index, s.Data) {
 			t.Fatalf("sample %d (recorded index %d) differs or is corrupt", i, w.index)
