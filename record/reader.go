@@ -31,8 +31,8 @@ var (
 )
 
 // maxChunk bounds a chunk's uncompressed size; the recorder writes 1 MiB
-// chunks by default.
-const maxChunk = 256 << 20
+// chunks by default and at most 32 MiB.
+const maxChunk = 64 << 20
 
 // Channel is a channel as a Reader found it.
 type Channel struct {
@@ -85,6 +85,7 @@ type Reader struct {
 	zstd      *zstd.Decoder
 	lz4       *lz4.Reader
 	maxRecord int
+	maxChunk  uint64 // maxChunk, lowered by the fuzz test
 
 	header    *mcap.Header
 	schemas   map[uint16]*mcap.Schema
@@ -136,7 +137,7 @@ func NewReader(rd io.Reader, name string, size int64) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record: %s: %w: %v", name, ErrNotMCAP, err)
 	}
-	return &Reader{name: name, lex: lex, maxRecord: maxRecord, schemas: map[uint16]*mcap.Schema{}, channels: map[uint16]*Channel{},
+	return &Reader{name: name, lex: lex, maxRecord: maxRecord, maxChunk: maxChunk, schemas: map[uint16]*mcap.Schema{}, channels: map[uint16]*Channel{},
 		pending: map[string]*Marker{}, last: map[uint16]uint64{}, seen: map[uint16]bool{}}, nil
 }
 
@@ -360,8 +361,8 @@ func (r *Reader) openChunk(rec []byte) error {
 	if n != uint64(len(rest)) {
 		return r.corrupt("chunk %d: %d bytes of records in a record holding %d", r.chunks, n, len(rest))
 	}
-	if usize > maxChunk {
-		return r.corrupt("chunk %d: uncompressed size %d exceeds %d", r.chunks, usize, maxChunk)
+	if usize > r.maxChunk {
+		return r.corrupt("chunk %d: uncompressed size %d exceeds %d", r.chunks, usize, r.maxChunk)
 	}
 	var src io.Reader
 	switch mcap.CompressionFormat(compression) {

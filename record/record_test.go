@@ -2,8 +2,12 @@ package record
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sensorbus/sensorbus/schema"
 )
@@ -53,5 +57,112 @@ func TestRecordInspect(t *testing.T) {
 			}
 			checkWithNode(t, out)
 		})
+	}
+}
+
+// A split recording is files named in sequence, each finished, holding
+// together every sample once; they replay as one.
+func TestRecordSplit(t *testing.T) {
+	opts := testBus(t)
+	dir := t.TempDir()
+	const n = 3000
+	st := recordSynth(t, RecordConfig{Bus: opts, Output: filepath.Join(dir, "run.mcap"), ChunkSize: 4096, SplitSize: 16 << 10}, n)
+	if len(st.Files) < 3 {
+		t.Fatalf("%d files: %v", len(st.Files), st.Files)
+	}
+	next := uint64(0)
+	for i, f := range st.Files {
+		if want := filepath.Join(dir, fmt.Sprintf("run-%04d.mcap", i+1)); f != want {
+			t.Fatalf("file %d is %s, want %s", i, f, want)
+		}
+		sum, err := Inspect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := sum.Topics[0]
+		if !sum.Complete || ts.FirstIndex != next || sum.Recording[MetaPart] != strconv.Itoa(i+1) || sum.Size > 16<<10+8192 {
+			t.Fatalf("%s: %+v", f, sum)
+		}
+		next = ts.LastIndex + 1
+	}
+	if next != n {
+		t.Fatalf("the files end at index %d", next-1)
+	}
+	checkWithNode(t, st.Files...)
+	replayAndVerify(t, opts, 0, st.Files...)
+}
+
+// With All, topics that appear while recording are recorded.
+func TestRecordAllPicksUpNewTopics(t *testing.T) {
+	opts := testBus(t)
+	out := filepath.Join(t.TempDir(), "all.mcap")
+	ev := make(events, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := recordAsync(ctx, RecordConfig{Bus: opts, Output: out, All: true, StopWhenGone: true, DiscoverInterval: 10 * time.Millisecond, Notify: ev.notify})
+	for _, topic := range []string{"first", "later"} {
+		p := newSynthPublisher(t, opts, topic, schema.IMUSchema, 4096)
+		if e := ev.wait(t, EventAttached); e.Topic != topic {
+			t.Fatalf("attached to %q", e.Topic)
+		}
+		err := p.publish(100, 0)
+		p.pub.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := ev.wait(t, EventTopicDone); e.Topic != topic {
+			t.Fatalf("%q done", e.Topic)
+		}
+	}
+	cancel()
+	st, err := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Inspect(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 200 || len(sum.Topics) != 2 || sum.Topics[0].Messages != 100 || sum.Topics[1].Messages != 100 {
+		t.Fatalf("stats %+v, file %+v", st, sum.Topics)
+	}
+	checkWithNode(t, out)
+}
+
+// Count and Duration end a recording; bad configurations are refused.
+func TestRecordLimitsAndConfig(t *testing.T) {
+	opts := testBus(t)
+	out := filepath.Join(t.TempDir(), "count.mcap")
+	ev := make(events, 64)
+	wait := recordAsync(context.Background(), RecordConfig{Bus: opts, Output: out, Topics: []string{"imu"}, Count: 250, Notify: ev.notify})
+	p := newSynthPublisher(t, opts, "imu", schema.IMUSchema, 4096)
+	defer p.pub.Close()
+	ev.wait(t, EventAttached)
+	if err := p.publish(1000, 0); err != nil {
+		t.Fatal(err)
+	}
+	st, err := wait()
+	if err != nil || st.Messages != 250 {
+		t.Fatalf("count 250: %+v %v", st, err)
+	}
+	if sum, err := Inspect(out); err != nil || sum.Messages != 250 || !sum.Complete {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	st, err = Record(context.Background(), RecordConfig{Bus: opts, Output: filepath.Join(t.TempDir(), "d.mcap"), Topics: []string{"imu"}, Duration: 50 * time.Millisecond})
+	if err != nil || len(st.Files) != 1 {
+		t.Fatalf("duration: %+v %v", st, err)
+	}
+	for _, bad := range []RecordConfig{
+		{Output: out, Topics: []string{"imu"}},                     // exists
+		{Output: "x.mcap"},                                         // no topics
+		{Output: "x.mcap", Topics: []string{"bad/name"}},           // topic
+		{Output: "x.mcap", Topics: []string{"imu"}, Encoding: "cbor"},
+		{Output: "x.mcap", Topics: []string{"imu"}, Compression: "bz2"},
+		{Topics: []string{"imu"}},
+	} {
+		bad.Bus = opts
+		if _, err := Record(context.Background(), bad); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v", bad, err)
+		}
 	}
 }

@@ -100,6 +100,9 @@ func (c *common) validate() error {
 	if c.ChunkSize == 0 {
 		c.ChunkSize = 1 << 20
 	}
+	if c.ChunkSize > 32<<20 {
+		return fmt.Errorf("record: chunk size %d exceeds 32 MiB", c.ChunkSize)
+	}
 	if c.ChunkSize < 0 || c.WaitForPublisher < 0 || c.DiscoverInterval < 0 {
 		return errors.New("record: negative chunk size, wait or discovery interval")
 	}

@@ -64,6 +64,13 @@ type ReplayConfig struct {
 	SlotSize int
 	Slots    int
 
+	// Spin is how long before a sample is due the replayer stops sleeping
+	// and spins on the clock (default 1.5ms). Go's sleeps wake up to about
+	// a millisecond late, so anything shorter misses the recorded
+	// intervals by that much; the price is a busy CPU while samples come
+	// faster than every Spin.
+	Spin time.Duration
+
 	// Logger receives log lines, among them the recorded loss at each
 	// gap; default none.
 	Logger *zap.Logger
@@ -90,8 +97,11 @@ func (c *ReplayConfig) validate() error {
 	if c.Speed < 0 || math.IsNaN(c.Speed) || math.IsInf(c.Speed, 0) {
 		return fmt.Errorf("record: replay: speed %v: want 0 (as fast as possible) or more", c.Speed)
 	}
-	if c.Start < 0 || c.SlotSize < 0 || c.Slots < 0 {
-		return errors.New("record: replay: negative start, slot size or slots")
+	if c.Start < 0 || c.SlotSize < 0 || c.Slots < 0 || c.Spin < 0 {
+		return errors.New("record: replay: negative start, slot size, slots or spin")
+	}
+	if c.Spin == 0 {
+		c.Spin = 1500 * time.Microsecond
 	}
 	for from, to := range c.Remap {
 		if err := bus.ValidTopic(to); err != nil {
@@ -303,7 +313,7 @@ func waitSubscribed(ctx context.Context, topics map[string]*replayTopic) error {
 
 // replayOnce plays the files once.
 func replayOnce(ctx context.Context, cfg *ReplayConfig, topics map[string]*replayTopic, startAt uint64, st *ReplayStats) error {
-	const spinFor = int64(200 * time.Microsecond)
+	spinFor := int64(cfg.Spin)
 	var t0 int64
 	var base uint64
 	begun := false
