@@ -153,9 +153,9 @@ func TestRecordLimitsAndConfig(t *testing.T) {
 		t.Fatalf("duration: %+v %v", st, err)
 	}
 	for _, bad := range []RecordConfig{
-		{Output: out, Topics: []string{"imu"}},                     // exists
-		{Output: "x.mcap"},                                         // no topics
-		{Output: "x.mcap", Topics: []string{"bad/name"}},           // topic
+		{Output: out, Topics: []string{"imu"}},           // exists
+		{Output: "x.mcap"},                               // no topics
+		{Output: "x.mcap", Topics: []string{"bad/name"}}, // topic
 		{Output: "x.mcap", Topics: []string{"imu"}, Encoding: "cbor"},
 		{Output: "x.mcap", Topics: []string{"imu"}, Compression: "bz2"},
 		{Topics: []string{"imu"}},
