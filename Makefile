@@ -22,9 +22,9 @@ test:
 # registered with binfmt_misc (.ci/qemu-setup does it as root).
 ARM_PKGS ?= ./ring/ ./schema/... ./bus/ ./internal/... ./record/
 test-arm:
-	GOARCH=arm64 $(GO) test -count=1 $(ARM_PKGS)
-	GOARCH=arm GOARM=7 $(GO) test -count=1 $(ARM_PKGS)
-	GOARCH=arm GOARM=6 $(GO) test -count=1 $(ARM_PKGS)
+	GOARCH=arm64 $(GO) test -short -count=1 $(ARM_PKGS)
+	GOARCH=arm GOARM=7 $(GO) test -short -count=1 $(ARM_PKGS)
+	GOARCH=arm GOARM=6 $(GO) test -short -count=1 $(ARM_PKGS)
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)

@@ -4,45 +4,52 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/sensorbus/sensorbus/ring"
+	"github.com/sensorbus/sensorbus/internal/sys"
+)
+
+// InspectTimeout bounds how long List and Info wait for one publisher's
+// answer: a publisher that does not answer within it is shown "hung".
+const InspectTimeout = 250 * time.Millisecond
+
+// Topic states, as TopicInfo.State gives them.
+const (
+	StateLive = "live" // the publisher answers
+	StateHung = "hung" // the publisher holds the topic but does not answer (stopped, stuck, or flooded)
+	StateDead = "dead" // the publisher is gone without closing: GC or the next publisher removes its files
 )
 
 // TopicInfo describes a topic found on the bus.
 type TopicInfo struct {
 	Topic       string  `json:"topic"`
-	State       string  `json:"state"` // "live", "dead" (publisher gone without closing), "closed", or "orphan" (a socket without a ring)
-	Schema      string  `json:"schema"`
-	Fingerprint string  `json:"fingerprint"`
-	SlotSize    int     `json:"slot_size"`
-	Slots       int     `json:"slots"`
-	WriterPID   int     `json:"writer_pid"`
+	State       string  `json:"state"` // StateLive, StateHung or StateDead
+	Error       string  `json:"error,omitempty"`
+	Schema      string  `json:"schema,omitempty"`
+	Fingerprint string  `json:"fingerprint,omitempty"`
+	SlotSize    int     `json:"slot_size,omitempty"`
+	Slots       int     `json:"slots,omitempty"`
+	WriterPID   int     `json:"writer_pid,omitempty"`
 	Published   uint64  `json:"published"`
 	RateHz      float64 `json:"rate_hz"`
 	Subscribers int     `json:"subscribers"`
+	Peers       []Peer  `json:"subscribers_list,omitempty"`
 	PeerPIDs    []int   `json:"subscriber_pids,omitempty"`
-	Generation  string  `json:"generation"`
+	Generation  string  `json:"generation,omitempty"`
 	Started     string  `json:"started,omitempty"`
-	HeartbeatMs int64   `json:"heartbeat_age_ms"`
-	Segment     string  `json:"segment,omitempty"`
 	Socket      string  `json:"socket,omitempty"`
 }
 
-// List returns every topic on the bus, live or not, sorted by name. A bus
-// directory that does not exist yet holds no topics.
+// List returns every topic on the bus, sorted by name. Each publisher is
+// asked for at most InspectTimeout, one after another.
 func List(opts Options) ([]TopicInfo, error) {
 	b, err := opts.open(false)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, err
 	}
+	defer b.close()
 	names, err := b.topics()
 	if err != nil {
 		return nil, err
@@ -62,11 +69,9 @@ func Info(opts Options, topic string) (TopicInfo, error) {
 	}
 	b, err := opts.open(false)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return TopicInfo{}, fmt.Errorf("%w: topic %q (no bus at %s)", ErrNoPublisher, topic, opts.Dir)
-		}
 		return TopicInfo{}, err
 	}
+	defer b.close()
 	ti := b.inspect(topic)
 	if ti.State == "" {
 		return TopicInfo{}, fmt.Errorf("%w: no topic %q on the bus %s", ErrNoPublisher, topic, b.dir)
@@ -74,126 +79,132 @@ func Info(opts Options, topic string) (TopicInfo, error) {
 	return ti, nil
 }
 
-// Files lists every file the bus holds: its directory's entries and its
-// segments in the shared-memory directory (any other bus's and any other
-// program's files there are left out). After a clean shutdown, or after
-// GC once every publisher is gone, it is empty. A bus directory that does
-// not exist holds nothing.
+// Files lists every file the bus directory holds for its topics. After a
+// clean shutdown, or after GC once every publisher is gone, it is empty.
+// The bus's own lock file, which stays with the directory, is not listed.
+// A bus directory that does not exist holds nothing.
 func Files(opts Options) ([]string, error) {
 	b, err := opts.open(false)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, ErrNoBus) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var files []string
-	ents, err := os.ReadDir(b.dir)
+	defer b.close()
+	names, err := b.names()
 	if err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		return nil, err
 	}
-	for _, e := range ents {
-		files = append(files, filepath.Join(b.dir, e.Name()))
-	}
-	shm, err := os.ReadDir(b.shm)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return files, fmt.Errorf("bus: %w", err)
-	}
-	for _, e := range shm {
-		if strings.HasPrefix(e.Name(), b.segmentPrefix()) {
-			files = append(files, filepath.Join(b.shm, e.Name()))
+	var files []string
+	for _, n := range names {
+		if n != lockName {
+			files = append(files, b.path(n))
 		}
 	}
+	sort.Strings(files)
 	return files, nil
 }
 
-// topics lists the names with a socket in the bus directory or a segment
-// in the shared-memory directory.
+// topics lists the names with a socket or a liveness file in the bus
+// directory.
 func (b *bus) topics() ([]string, error) {
-	seen := map[string]bool{}
-	ents, err := os.ReadDir(b.dir)
+	names, err := b.names()
 	if err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		return nil, err
 	}
-	for _, e := range ents {
-		if t, ok := strings.CutSuffix(e.Name(), ".sock"); ok && ValidTopic(t) == nil {
-			seen[t] = true
-		}
-	}
-	if ents, err := os.ReadDir(b.shm); err == nil {
-		for _, e := range ents {
-			name, ok := strings.CutPrefix(e.Name(), b.segmentPrefix())
-			if !ok {
-				continue
-			}
-			name = strings.TrimSuffix(name, ring.WakeSuffix)
-			if ValidTopic(name) == nil {
-				seen[name] = true
+	seen := map[string]bool{}
+	for _, n := range names {
+		for _, suffix := range []string{sockSuffix, pubSuffix} {
+			if t, ok := strings.CutSuffix(n, suffix); ok && ValidTopic(t) == nil {
+				seen[t] = true
 			}
 		}
 	}
-	names := make([]string, 0, len(seen))
+	out := make([]string, 0, len(seen))
 	for t := range seen {
-		names = append(names, t)
+		out = append(out, t)
 	}
-	sort.Strings(names)
-	return names, nil
+	sort.Strings(out)
+	return out, nil
 }
 
-// inspect reads what the ring and, for a live topic, the publisher say.
-// State is "" if the topic has neither socket nor segment.
+// inspect asks the topic's publisher, and for the bus's owner its liveness
+// file, what the topic is. State is "" if the topic has neither socket nor
+// liveness file.
 func (b *bus) inspect(topic string) TopicInfo {
 	ti := TopicInfo{Topic: topic}
-	if _, err := os.Lstat(b.socketPath(topic)); err == nil {
-		ti.Socket = b.socketPath(topic)
+	sock := topic + sockSuffix
+	if st, err := sys.StatAt(b.fd, sock); err == nil && st.IsSocket() {
+		ti.Socket = b.path(sock)
 	}
-	r, err := ring.Open(b.shm, b.segment(topic), ring.ReaderConfig{Wait: ring.WaitSpin})
-	if err != nil {
-		if ti.Socket != "" {
-			ti.State = "orphan"
-		}
-		if !errors.Is(err, os.ErrNotExist) && ti.State == "" {
-			ti.State = "unreadable: " + err.Error()
-		}
+	held, known := b.held(topic)
+	if ti.Socket == "" && !known {
 		return ti
 	}
-	defer r.Close()
-	h := r.Header()
-	ti.Segment = b.shm + "/" + b.segment(topic)
-	ti.Schema, ti.SlotSize, ti.Slots, ti.WriterPID = h.SchemaName, h.SlotSize, h.Slots, h.WriterPID
-	ti.Fingerprint = fmt.Sprintf("%016x", h.SchemaFingerprint)
-	ti.Generation = fmt.Sprintf("%016x", h.Generation)
-	ti.Started = time.Unix(0, h.CreatedUnixNano).UTC().Format(time.RFC3339)
-	st, err := r.Status()
-	if err != nil {
-		ti.State = "unreadable: " + err.Error()
+	if known && !held {
+		ti.State = StateDead
 		return ti
 	}
-	ti.State = st.State.String()
-	ti.Published = st.Published
-	ti.HeartbeatMs = st.HeartbeatAge.Milliseconds()
-	if st.State == ring.WriterAlive {
-		ti.State = "live"
-		if d, err := describe(b, topic); err == nil {
-			ti.RateHz, ti.Subscribers = d.RateHz, int(d.Subscribers)
-			for _, p := range d.Peers {
-				ti.PeerPIDs = append(ti.PeerPIDs, int(p.PID))
-			}
+	if ti.Socket == "" {
+		ti.State = StateHung
+		ti.Error = "no control socket"
+		return ti
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), InspectTimeout)
+	defer cancel()
+	d, err := describe(ctx, b, topic)
+	switch {
+	case err == nil:
+		ti.State = StateLive
+		ti.Schema, ti.SlotSize, ti.Slots, ti.WriterPID = d.Schema, int(d.SlotSize), int(d.Slots), int(d.WriterPID)
+		ti.Fingerprint = fmt.Sprintf("%016x", d.Fingerprint)
+		ti.Generation = fmt.Sprintf("%016x", d.Generation)
+		ti.Started = time.Unix(0, d.StartedUnixNano).UTC().Format(time.RFC3339)
+		ti.Published, ti.RateHz, ti.Subscribers, ti.Peers = d.Published, d.RateHz, int(d.Subscribers), d.Peers
+		for _, p := range d.Peers {
+			ti.PeerPIDs = append(ti.PeerPIDs, int(p.PID))
 		}
+	case errors.Is(err, ErrPermission):
+		ti.State = StateLive
+		ti.Error = err.Error()
+	case errors.Is(err, ErrNoPublisher) && !errors.Is(err, errNotAccepting) && !held:
+		ti.State = StateDead
+	default:
+		ti.State = StateHung
+		ti.Error = err.Error()
 	}
 	return ti
 }
 
+// held reports whether the topic's liveness file is locked by a publisher;
+// known is false where that cannot be told (no such file, or not this
+// user's bus). It takes no lock.
+func (b *bus) held(topic string) (held, known bool) {
+	if !b.owner {
+		return false, false
+	}
+	fd, err := sys.OpenAt(b.fd, topic+pubSuffix, false, false, 0)
+	if err != nil {
+		return false, false
+	}
+	defer sys.Close(fd)
+	locked, err := sys.Locked(fd, 0)
+	return locked, err == nil
+}
+
 // describe asks a topic's publisher for its description.
-func describe(b *bus, topic string) (TopicDesc, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+func describe(ctx context.Context, b *bus, topic string) (TopicDesc, error) {
 	c, err := dial(ctx, b, topic)
 	if err != nil {
 		return TopicDesc{}, err
 	}
 	defer c.Close()
-	resp, fds, err := roundTrip(c, Request{Op: OpDescribe, Untyped: true}, 0)
+	timeout := requestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	resp, fds, err := roundTrip(c, Request{Op: OpDescribe, Untyped: true}, 0, timeout)
 	closeFDs(fds)
 	if err != nil {
 		return TopicDesc{}, err
@@ -204,18 +215,19 @@ func describe(b *bus, topic string) (TopicDesc, error) {
 	return resp.Topic, nil
 }
 
-// GC removes what dead publishers left on the bus: their rings, wake files
-// and sockets. It never removes a live publisher's files: it holds the bus
-// lock, which every publisher holds while it creates or removes its files,
-// and a ring is removed only if its writer lock proves the writer dead. It
-// returns the paths it removed.
+// GC removes what dead publishers left on the bus: their sockets and
+// liveness files. It never removes a live publisher's files: it holds the
+// bus lock, which every publisher holds while it creates or removes its
+// files, and a topic's files are removed only if its liveness lock proves
+// the publisher dead. It returns the paths it removed.
 func GC(opts Options) ([]string, error) {
 	b, err := opts.open(false)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, err
+	}
+	defer b.close()
+	if !b.owner {
+		return nil, fmt.Errorf("%w: %s belongs to another user; only its owner (or root) can collect it", ErrPermission, b.dir)
 	}
 	unlock, err := b.lock()
 	if err != nil {
@@ -241,30 +253,38 @@ func GC(opts Options) ([]string, error) {
 // collect removes one topic's leftovers if its publisher is gone. The
 // caller holds the bus lock.
 func (b *bus) collect(topic string) ([]string, error) {
-	paths, err := ring.RemoveStale(b.shm, b.segment(topic))
-	if err != nil {
-		if errors.Is(err, ring.ErrBusy) {
-			return nil, nil // live: not ours to touch
+	pub, sock := topic+pubSuffix, topic+sockSuffix
+	fd, err := sys.OpenAt(b.fd, pub, false, false, 0)
+	switch {
+	case err == nil:
+		defer sys.Close(fd)
+		if err := sys.TryLock(fd, 0); err != nil {
+			if errors.Is(err, sys.EAGAIN) {
+				return nil, nil // live: not ours to touch
+			}
+			return nil, fmt.Errorf("bus: topic %q: lock %s: %w", topic, b.path(pub), err)
 		}
-		return paths, fmt.Errorf("bus: topic %q: %w", topic, err)
-	}
-	// The ring is gone or dead. A socket with nobody listening is a dead
-	// publisher's; one that answers belongs to a live publisher whose
-	// ring someone removed by hand, and stays.
-	sock := b.socketPath(topic)
-	if _, err := os.Lstat(sock); err == nil {
+	case !errors.Is(err, sys.ENOENT):
+		return nil, fmt.Errorf("bus: topic %q: %w", topic, err)
+	default:
+		// No liveness file: a socket alone is a dead publisher's if
+		// nobody answers on it.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		c, err := dial(ctx, b, topic)
 		cancel()
 		if err == nil {
 			c.Close()
-			return paths, nil
+			return nil, nil
 		}
-		if errors.Is(err, ErrNoPublisher) {
-			if err := os.Remove(sock); err == nil {
-				paths = append(paths, sock)
-			}
+		if !errors.Is(err, ErrNoPublisher) || errors.Is(err, errNotAccepting) {
+			return nil, nil
 		}
 	}
-	return paths, nil
+	var removed []string
+	for _, n := range []string{sock, pub} {
+		if err := sys.UnlinkAt(b.fd, n); err == nil {
+			removed = append(removed, b.path(n))
+		}
+	}
+	return removed, nil
 }

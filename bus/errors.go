@@ -31,6 +31,18 @@ var (
 	// ErrBadDir is returned for a bus directory that is unsafe to use.
 	ErrBadDir = errors.New("bus: unsafe bus directory")
 
+	// ErrLimit is returned when a publisher refuses a connection because
+	// its connection limits are reached.
+	ErrLimit = errors.New("bus: connection limit reached")
+
+	// ErrNoBus is returned when the bus directory does not exist (only a
+	// publisher creates it).
+	ErrNoBus = errors.New("bus: no bus")
+
+	// ErrInvalid is returned for a configuration or name that cannot work;
+	// the text names the field and what it accepts.
+	ErrInvalid = errors.New("bus: invalid configuration")
+
 	// ErrClosed is os.ErrClosed.
 	ErrClosed = os.ErrClosed
 )

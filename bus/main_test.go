@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,25 +30,23 @@ func TestMain(m *testing.M) {
 	os.Exit(leakcheck.Run(m))
 }
 
-// testBus returns Options for a fresh bus whose directory and segments are
-// removed afterwards; the test fails if anything is left in either.
+// testBus returns Options for a fresh bus whose directory is removed
+// afterwards; the test fails if any topic file is left in it, or if
+// anything appeared in /dev/shm under a name the bus once used.
 func testBus(t testing.TB) Options {
 	t.Helper()
-	root, err := os.MkdirTemp("/dev/shm", "bustest-")
+	root, err := os.MkdirTemp("", "bustest-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(root, 0o755)
-	opts := Options{Dir: filepath.Join(root, "bus"), ShmDir: filepath.Join(root, "shm")}
-	if err := os.Mkdir(opts.ShmDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{Dir: filepath.Join(root, "bus")}
+	shmBefore := shmNames()
 	t.Cleanup(func() {
-		var left []string
-		for _, d := range []string{opts.Dir, opts.ShmDir} {
-			ents, _ := os.ReadDir(d)
-			for _, e := range ents {
-				left = append(left, filepath.Join(filepath.Base(d), e.Name()))
+		left, _ := Files(opts)
+		for name := range shmNames() {
+			if !shmBefore[name] {
+				left = append(left, "/dev/shm/"+name)
 			}
 		}
 		os.RemoveAll(root)
@@ -58,12 +57,25 @@ func testBus(t testing.TB) Options {
 	return opts
 }
 
+// shmNames lists /dev/shm entries named like the segments earlier versions
+// of the bus made there.
+func shmNames() map[string]bool {
+	names := map[string]bool{}
+	ents, _ := os.ReadDir("/dev/shm")
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, "sensorbus-") && !strings.HasPrefix(n, "sensorbus-test-") {
+			names[n] = true
+		}
+	}
+	return names
+}
+
 func optsEnv(o Options) []string {
-	return []string{"BUS_DIR=" + o.Dir, "BUS_SHM=" + o.ShmDir}
+	return []string{"BUS_DIR=" + o.Dir}
 }
 
 func childOpts() Options {
-	o := Options{Dir: os.Getenv("BUS_DIR"), ShmDir: os.Getenv("BUS_SHM")}
+	o := Options{Dir: os.Getenv("BUS_DIR")}
 	if g, err := strconv.Atoi(os.Getenv("BUS_GID")); err == nil {
 		o.SharedGID = g
 	}
@@ -89,8 +101,9 @@ func validPayload(b []byte, i uint64) bool {
 }
 
 type subResult struct {
-	Received, Lost, Corrupt, OutOfOrder, Restarts, RestartSamples uint64
-	End                                                           string
+	Received, Lost, Corrupt, OutOfOrder, Restarts uint64
+	FirstGen                                      uint64 // one past the last index of the first generation
+	End                                           string
 }
 
 func envInt(name string, def int) int {
@@ -175,6 +188,9 @@ func runChild(role string) int {
 				break
 			}
 			if s.Restarted {
+				if res.Restarts == 0 {
+					res.FirstGen = next
+				}
 				res.Restarts++
 				next = 0
 			}

@@ -38,6 +38,7 @@ const (
 	CodeSchema     = 3 // the subscriber expects another schema
 	CodePermission = 4 // the peer is not allowed
 	CodeInternal   = 5
+	CodeLimit      = 6 // the publisher's connection limits are reached
 )
 
 //msgp:tuple Request Response TopicDesc Peer

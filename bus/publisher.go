@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -18,82 +19,118 @@ import (
 	"github.com/sensorbus/sensorbus/schema"
 )
 
+// Defaults used where a PublisherConfig leaves a field zero.
+const (
+	DefaultSlotSize       = 256
+	DefaultSlots          = 4096
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultMaxConns       = 1024
+	DefaultMaxConnsPerUID = 64
+)
+
 // PublisherConfig describes a topic to publish.
 type PublisherConfig struct {
 	Options
 
-	// Topic names the topic: 1 to MaxTopicLen bytes of letters, digits,
-	// '.', '_' and '-', not starting with '.' or '-'.
+	// Topic names the topic: 1 to MaxTopicLen bytes of ASCII letters,
+	// digits, '.', '_' and '-', not starting with '.' or '-'.
 	Topic string
 
 	// Schema is the type of the samples; nil publishes untyped bytes.
 	Schema *schema.Schema
 
-	// SlotSize is the largest sample in bytes (default 256); Slots the
-	// number of samples the ring keeps, a power of two (default 4096).
+	// SlotSize is the largest sample in bytes (default DefaultSlotSize);
+	// Slots the number of samples the ring keeps, a power of two (default
+	// DefaultSlots). See ring.Config.
 	SlotSize int
 	Slots    int
 
 	// AllowUIDs and AllowGIDs admit subscribers besides this process's
 	// own user and root. A peer is admitted if its uid is listed or its
-	// primary or a supplementary group is.
+	// primary or a supplementary group is, as the kernel recorded them
+	// when it connected (SO_PEERCRED, SO_PEERGROUPS).
 	AllowUIDs []int
 	AllowGIDs []int
 
 	// HeartbeatInterval is how often the publisher shows it is alive even
-	// when it publishes nothing (default 100ms).
+	// when it publishes nothing (default ring.DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
 
-	// RequestTimeout is how long a connected client may take to send a
-	// request before it is dropped (default 2s).
+	// RequestTimeout is how long an admitted client may take, from its
+	// connection, to attach or finish its requests (default
+	// DefaultRequestTimeout). Nothing a client sends extends it.
 	RequestTimeout time.Duration
+
+	// MaxConns and MaxConnsPerUID bound the open control connections, in
+	// all and per uid (defaults DefaultMaxConns, DefaultMaxConnsPerUID).
+	// A connection beyond either is refused at once.
+	MaxConns       int
+	MaxConnsPerUID int
 }
 
+// validate is the one place a PublisherConfig is checked: it fills in the
+// defaults and checks every field before anything is created.
 func (c *PublisherConfig) validate() error {
 	if err := ValidTopic(c.Topic); err != nil {
 		return err
 	}
-	if c.SlotSize == 0 {
-		c.SlotSize = 256
+	c.SlotSize = cmp.Or(c.SlotSize, DefaultSlotSize)
+	c.Slots = cmp.Or(c.Slots, DefaultSlots)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, ring.DefaultHeartbeatInterval)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.MaxConns = cmp.Or(c.MaxConns, DefaultMaxConns)
+	c.MaxConnsPerUID = cmp.Or(c.MaxConnsPerUID, DefaultMaxConnsPerUID)
+	if err := ring.CheckGeometry(c.SlotSize, c.Slots); err != nil {
+		return fmt.Errorf("%w: topic %q: %v", ErrInvalid, c.Topic, err)
 	}
-	if c.Slots == 0 {
-		c.Slots = 4096
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 100 * time.Millisecond
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 2 * time.Second
-	}
-	if c.HeartbeatInterval < 0 || c.RequestTimeout < 0 {
-		return errors.New("bus: negative heartbeat interval or request timeout")
+	switch {
+	case c.HeartbeatInterval < 0:
+		return fmt.Errorf("%w: negative HeartbeatInterval %v", ErrInvalid, c.HeartbeatInterval)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("%w: negative RequestTimeout %v", ErrInvalid, c.RequestTimeout)
+	case c.MaxConns < 0 || c.MaxConnsPerUID < 0:
+		return fmt.Errorf("%w: negative MaxConns %d or MaxConnsPerUID %d", ErrInvalid, c.MaxConns, c.MaxConnsPerUID)
+	case c.SharedGID < 0:
+		return fmt.Errorf("%w: negative SharedGID %d", ErrInvalid, c.SharedGID)
 	}
 	for _, id := range append(slices.Clone(c.AllowUIDs), c.AllowGIDs...) {
 		if id < 0 {
-			return fmt.Errorf("bus: negative id %d in an allow list", id)
+			return fmt.Errorf("%w: negative id %d in an allow list", ErrInvalid, id)
 		}
 	}
 	return nil
 }
 
 // Publisher owns a topic: its ring, which it writes, and its control
-// socket, on which it admits subscribers. Publish, Ring and the
-// ring.Writer's methods belong to one goroutine; Subscribers, Describe and
-// Close may be called from any.
+// socket, on which it admits subscribers.
+//
+// Publish and Ring (and the ring.Writer's publishing methods) belong to
+// one goroutine. Describe, Subscribers, Topic and Close may be called from
+// any goroutine, also while another publishes: a Publish running during
+// Close completes harmlessly, and every later one returns ErrClosed.
+//
+// What others can do to a publisher: a peer it does not admit is closed
+// at once, before it is read from, and costs one accept; an admitted one
+// gets read-only access to the ring and a wake area it may scribble on
+// (late or spurious wake-ups, nothing else), holds at most
+// MaxConnsPerUID connections for at most RequestTimeout each until it
+// attaches, and can make no dead publisher look alive: liveness is an OFD
+// lock on a file only the publisher's uid can open.
 type Publisher struct {
-	cfg      PublisherConfig
-	bus      *bus
-	log      *zap.Logger
-	w        *ring.Writer
-	ln       *net.UnixListener
-	sockPath string
-	started  time.Time
+	cfg     PublisherConfig
+	bus     *bus
+	log     *zap.Logger
+	w       *ring.Writer
+	ln      *net.UnixListener
+	liveFD  int // TOPIC.pub, locked for the publisher's life
+	started time.Time
+	refused limiter // warnings about refused peers
 
 	mu       sync.Mutex
-	mon      *ring.Reader // the publisher's own view of the ring, for stats; under mu
 	rateHz   float64
 	peers    map[*net.UnixConn]Peer     // attached subscribers
-	conns    map[*net.UnixConn]struct{} // every open connection
+	conns    map[*net.UnixConn]sys.Cred // every open connection
+	perUID   map[int]int
 	closing  bool
 	stopBeat chan struct{}
 	wg       sync.WaitGroup
@@ -101,7 +138,8 @@ type Publisher struct {
 
 // NewPublisher takes the topic and starts serving it. A topic with a live
 // publisher gives a *TopicBusyError (errors.Is ErrTopicBusy); a dead
-// publisher's leftovers are removed.
+// publisher's leftovers are replaced. A ring the memory limits cannot hold
+// fails here with a *ring.MemoryError (errors.Is ring.ErrNoMemory).
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -110,76 +148,120 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, bus: b, log: b.logger.With(zap.String("topic", cfg.Topic)),
-		sockPath: b.socketPath(cfg.Topic), peers: map[*net.UnixConn]Peer{}, conns: map[*net.UnixConn]struct{}{}, stopBeat: make(chan struct{}), started: time.Now()}
-
-	unlock, err := b.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-
-	mode := os.FileMode(0o600)
-	if b.gid != 0 {
-		mode = 0o640
-	}
-	rcfg := ring.Config{Dir: b.shm, Name: b.segment(cfg.Topic), SlotSize: cfg.SlotSize, Slots: cfg.Slots, Mode: mode, HeartbeatInterval: cfg.HeartbeatInterval}
-	if cfg.Schema != nil {
-		rcfg = cfg.Schema.RingConfig(rcfg)
-	}
-	p.w, err = ring.Create(rcfg)
-	if err != nil {
-		var be *ring.BusyError
-		if errors.As(err, &be) {
-			return nil, &TopicBusyError{Topic: cfg.Topic, PID: be.PID}
+	p := &Publisher{cfg: cfg, bus: b, log: b.logger.With(zap.String("topic", cfg.Topic)), liveFD: -1,
+		peers: map[*net.UnixConn]Peer{}, conns: map[*net.UnixConn]sys.Cred{}, perUID: map[int]int{},
+		stopBeat: make(chan struct{}), started: time.Now()}
+	if err := p.start(); err != nil {
+		if p.liveFD >= 0 {
+			sys.Close(p.liveFD)
 		}
-		return nil, fmt.Errorf("bus: topic %q: %w", cfg.Topic, err)
-	}
-	if err := p.listen(); err != nil {
-		p.w.Close()
+		b.close()
 		return nil, err
-	}
-	rf, wf, err := p.w.ReaderFiles()
-	if err == nil {
-		p.mon, err = ring.Attach(rf, nil, ring.ReaderConfig{Wait: ring.WaitSpin})
-		rf.Close()
-		wf.Close()
-	}
-	if err != nil {
-		p.ln.Close()
-		os.Remove(p.sockPath)
-		p.w.Close()
-		return nil, fmt.Errorf("bus: topic %q: %w", cfg.Topic, err)
 	}
 	p.wg.Add(2)
 	go p.accept()
 	go p.beat()
-	p.log.Info("publishing", zap.String("segment", p.w.Path()), zap.String("socket", p.sockPath),
+	p.log.Info("publishing", zap.String("socket", b.path(cfg.Topic+sockSuffix)),
 		zap.Int("slot_size", cfg.SlotSize), zap.Int("slots", cfg.Slots))
 	return p, nil
 }
 
+// start takes the topic, creates its ring and binds its socket, under the
+// bus lock.
+func (p *Publisher) start() error {
+	unlock, err := p.bus.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.takeTopic(); err != nil {
+		return err
+	}
+	rcfg := ring.Config{SlotSize: p.cfg.SlotSize, Slots: p.cfg.Slots, HeartbeatInterval: p.cfg.HeartbeatInterval}
+	if p.cfg.Schema != nil {
+		rcfg = p.cfg.Schema.RingConfig(rcfg)
+	}
+	if p.w, err = ring.Create(rcfg); err != nil {
+		p.dropTopic()
+		return fmt.Errorf("bus: topic %q: %w", p.cfg.Topic, err)
+	}
+	if err := p.listen(); err != nil {
+		p.w.Close()
+		p.dropTopic()
+		return err
+	}
+	return nil
+}
+
+// takeTopic locks the topic's liveness file, creating it if need be. The
+// caller holds the bus lock. A live publisher holds the lock: the topic is
+// busy. A file there unlocked is a dead publisher's, and now ours.
+func (p *Publisher) takeTopic() error {
+	name := p.cfg.Topic + pubSuffix
+	fd, err := sys.OpenAt(p.bus.fd, name, true, false, 0o600)
+	if err != nil {
+		return fmt.Errorf("bus: open %s: %w", p.bus.path(name), err)
+	}
+	if err := checkPrivate(fd); err != nil {
+		sys.Close(fd)
+		return fmt.Errorf("%w: %s: %v", ErrBadDir, p.bus.path(name), err)
+	}
+	if err := sys.TryLock(fd, 0); err != nil {
+		pid := readPID(fd)
+		sys.Close(fd)
+		if errors.Is(err, sys.EAGAIN) {
+			return &TopicBusyError{Topic: p.cfg.Topic, PID: pid}
+		}
+		return fmt.Errorf("bus: lock %s: %w", p.bus.path(name), err)
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := sys.Truncate(fd, 0); err == nil {
+		sys.Pwrite(fd, pid, 0) // for messages only
+	}
+	p.liveFD = fd
+	return nil
+}
+
+// dropTopic removes the liveness file and releases its lock. The caller
+// holds the bus lock.
+func (p *Publisher) dropTopic() {
+	sys.UnlinkAt(p.bus.fd, p.cfg.Topic+pubSuffix)
+	sys.Close(p.liveFD)
+	p.liveFD = -1
+}
+
+// readPID reads the pid a liveness file records, or 0.
+func readPID(fd int) int {
+	var b [16]byte
+	n, _ := sys.Pread(fd, b[:], 0)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:max(n, 0)])))
+	return pid
+}
+
 // listen binds the topic's socket. The caller holds the bus lock and owns
-// the topic (its ring's writer lock), so a socket file already there is a
-// dead publisher's.
+// the topic, so a socket file already there is a dead publisher's.
 func (p *Publisher) listen() error {
-	if err := os.Remove(p.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	name := p.cfg.Topic + sockSuffix
+	if err := sys.UnlinkAt(p.bus.fd, name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("bus: remove stale socket: %w", err)
 	}
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: p.sockPath, Net: "unixpacket"})
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: p.bus.addr(name), Net: "unixpacket"})
 	if err != nil {
-		return fmt.Errorf("bus: listen on %s: %w", p.sockPath, err)
+		return fmt.Errorf("bus: listen on %s: %w", p.bus.path(name), err)
 	}
 	ln.SetUnlinkOnClose(false) // removed under the bus lock in Close
-	mode := os.FileMode(0o600)
+	perm := uint32(0o600)
 	if p.bus.gid != 0 {
-		mode = 0o660
-		os.Chown(p.sockPath, -1, p.bus.gid)
+		perm = 0o660
+		err = sys.FchownAt(p.bus.fd, name, p.bus.gid)
 	}
-	if err := os.Chmod(p.sockPath, mode); err != nil {
+	if err == nil {
+		err = sys.FchmodAt(p.bus.fd, name, perm)
+	}
+	if err != nil {
 		ln.Close()
-		os.Remove(p.sockPath)
-		return fmt.Errorf("bus: chmod %s: %w", p.sockPath, err)
+		sys.UnlinkAt(p.bus.fd, name)
+		return fmt.Errorf("bus: set up %s: %w", p.bus.path(name), err)
 	}
 	p.ln = ln
 	return nil
@@ -206,21 +288,61 @@ func (p *Publisher) accept() {
 			if closing {
 				return
 			}
-			p.log.Warn("accept", zap.Error(err))
+			// Out of descriptors, most likely: keep serving those we have.
+			p.refused.warn(p.log, "accept failed", zap.Error(err))
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		p.mu.Lock()
-		if p.closing {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c] = struct{}{}
-		p.wg.Add(1)
-		p.mu.Unlock()
-		go p.serve(c)
+		p.admitConn(c, time.Now())
 	}
+}
+
+// admitConn checks a new connection before anything is read from it: the
+// peer's credentials against the allow lists, then the connection limits.
+// A refused peer is told why and closed at once.
+func (p *Publisher) admitConn(c *net.UnixConn, at time.Time) {
+	cred, err := peerCred(c)
+	if err != nil {
+		p.refused.warn(p.log, "peer credentials", zap.Error(err))
+		c.Close()
+		return
+	}
+	if reason := p.admit(cred); reason != "" {
+		p.refused.warn(p.log, "refused", zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID), zap.String("reason", reason))
+		p.tell(c, Response{Code: CodePermission, Error: reason})
+		return
+	}
+	p.mu.Lock()
+	var limit string
+	switch {
+	case p.closing:
+		limit = "the publisher is closing"
+	case len(p.conns) >= p.cfg.MaxConns:
+		limit = fmt.Sprintf("the publisher has %d connections, its limit", len(p.conns))
+	case p.perUID[cred.UID] >= p.cfg.MaxConnsPerUID:
+		limit = fmt.Sprintf("uid %d has %d connections, the limit per uid", cred.UID, p.perUID[cred.UID])
+	}
+	if limit != "" {
+		p.mu.Unlock()
+		p.refused.warn(p.log, "connection refused", zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID), zap.String("reason", limit))
+		p.tell(c, Response{Code: CodeLimit, Error: limit})
+		return
+	}
+	p.conns[c] = cred
+	p.perUID[cred.UID]++
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go p.serve(c, cred, at)
+}
+
+// tell sends a refusal without waiting for the peer and closes c.
+func (p *Publisher) tell(c *net.UnixConn, r Response) {
+	r.Version = ProtocolVersion
+	if b, err := r.MarshalMsg(nil); err == nil && len(b) <= MaxMessage {
+		c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		c.Write(b)
+	}
+	c.Close()
 }
 
 // beat keeps the heartbeat fresh while nothing is published and updates
@@ -237,77 +359,68 @@ func (p *Publisher) beat() {
 		case now := <-t.C:
 			p.w.Heartbeat()
 			if d := now.Sub(lastAt); d >= time.Second {
+				pub := p.w.Status().Published
 				p.mu.Lock()
-				st, err := p.mon.Status()
-				if err == nil {
-					p.rateHz = float64(st.Published-last) / d.Seconds()
-					last = st.Published
-				}
+				p.rateHz = float64(pub-last) / d.Seconds()
 				p.mu.Unlock()
-				lastAt = now
+				last, lastAt = pub, now
 			}
 		}
 	}
 }
 
-// serve answers one client's requests until it leaves.
-func (p *Publisher) serve(c *net.UnixConn) {
+// serve answers one admitted client's requests until it leaves.
+func (p *Publisher) serve(c *net.UnixConn, cred sys.Cred, at time.Time) {
 	defer p.wg.Done()
 	defer func() {
 		p.mu.Lock()
 		delete(p.peers, c)
 		delete(p.conns, c)
+		if p.perUID[cred.UID]--; p.perUID[cred.UID] <= 0 {
+			delete(p.perUID, cred.UID)
+		}
 		p.mu.Unlock()
 		c.Close()
 	}()
-	cred, err := peerCred(c)
-	if err != nil {
-		p.log.Warn("peer credentials", zap.Error(err))
-		return
-	}
 	log := p.log.With(zap.Int("peer_pid", cred.PID), zap.Int("peer_uid", cred.UID))
+	// One deadline from the connection on: no request, good or bad,
+	// extends it. Attaching lifts it.
+	c.SetReadDeadline(at.Add(p.cfg.RequestTimeout))
 	buf := make([]byte, MaxMessage+1)
 	oob := make([]byte, 256)
 	attached := false
 	for {
-		if !attached {
-			// A client that connects and says nothing is dropped.
-			c.SetReadDeadline(time.Now().Add(p.cfg.RequestTimeout))
-		}
 		n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 		closeReceivedFDs(oob[:oobn]) // a peer's descriptors are never kept
 		if err != nil {
-			if attached {
+			switch {
+			case attached:
 				log.Info("subscriber left")
-			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				p.refused.warn(log, "client did not finish in time; dropped", zap.Duration("timeout", p.cfg.RequestTimeout))
+			default:
 				log.Debug("client left", zap.Error(err))
-			} else {
-				log.Warn("client sent no request in time; dropped", zap.Duration("timeout", p.cfg.RequestTimeout))
 			}
 			return
 		}
 		if n == 0 && oobn == 0 {
 			return // orderly shutdown of the peer
 		}
+		if attached {
+			continue // nothing is asked of an attached subscriber yet; its messages are dropped
+		}
 		var req Request
-		switch {
-		case n > MaxMessage || flags&sys.MsgTrunc != 0:
+		if n > MaxMessage || flags&sys.MsgTrunc != 0 {
 			p.refuse(c, log, CodeBadRequest, fmt.Sprintf("message exceeds %d bytes", MaxMessage))
 			continue
-		default:
-			if rest, err := req.UnmarshalMsg(buf[:n]); err != nil || len(rest) != 0 {
-				p.refuse(c, log, CodeBadRequest, "malformed request: "+describeDecodeErr(err, len(rest)))
-				continue
-			}
+		}
+		if rest, err := req.UnmarshalMsg(buf[:n]); err != nil || len(rest) != 0 {
+			p.refuse(c, log, CodeBadRequest, "malformed request: "+describeDecodeErr(err, len(rest)))
+			continue
 		}
 		if req.Version != ProtocolVersion {
 			p.refuse(c, log, CodeVersion, fmt.Sprintf("protocol version %d not spoken (this publisher speaks %d)", req.Version, ProtocolVersion))
 			continue
-		}
-		if reason := p.admit(cred); reason != "" {
-			log.Warn("refused", zap.String("reason", reason))
-			p.refuse(c, log, CodePermission, reason)
-			return
 		}
 		switch req.Op {
 		case OpDescribe:
@@ -317,10 +430,6 @@ func (p *Publisher) serve(c *net.UnixConn) {
 			live := TopicDesc{Topic: d.Topic, Published: d.Published, RateHz: d.RateHz, Subscribers: d.Subscribers, Peers: d.Peers}
 			p.reply(c, log, Response{Code: CodeOK, Topic: live}, nil)
 		case OpAttach:
-			if attached {
-				p.refuse(c, log, CodeBadRequest, "already attached on this connection")
-				continue
-			}
 			if msg := p.checkSchema(req); msg != "" {
 				log.Info("schema mismatch", zap.String("reason", msg))
 				p.refuse(c, log, CodeSchema, msg)
@@ -388,7 +497,7 @@ func (p *Publisher) admit(cred sys.Cred) string {
 	if cred.UID == 0 || cred.UID == os.Geteuid() || slices.Contains(p.cfg.AllowUIDs, cred.UID) {
 		return ""
 	}
-	groups := append([]int{cred.GID}, supplementaryGroups(cred.PID)...)
+	groups := append([]int{cred.GID}, cred.Groups...)
 	for _, g := range groups {
 		if slices.Contains(p.cfg.AllowGIDs, g) {
 			return ""
@@ -398,30 +507,9 @@ func (p *Publisher) admit(cred sys.Cred) string {
 		cred.UID, groups, os.Geteuid(), p.cfg.AllowUIDs, p.cfg.AllowGIDs)
 }
 
-// supplementaryGroups reads a process's groups from /proc. A process that
-// is gone has none.
-func supplementaryGroups(pid int) []int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
-			var gids []int
-			for _, f := range strings.Fields(rest) {
-				if g, err := strconv.Atoi(f); err == nil {
-					gids = append(gids, g)
-				}
-			}
-			return gids
-		}
-	}
-	return nil
-}
-
 func (p *Publisher) refuse(c *net.UnixConn, log *zap.Logger, code uint8, msg string) {
-	if code != CodeSchema && code != CodePermission {
-		log.Warn("bad request", zap.String("reason", msg))
+	if code != CodeSchema {
+		p.refused.warn(log, "bad request", zap.String("reason", msg))
 	}
 	p.reply(c, log, Response{Code: code, Error: msg}, nil)
 }
@@ -451,14 +539,10 @@ func (p *Publisher) Describe() TopicDesc {
 		Topic: p.cfg.Topic, Schema: h.SchemaName, Fingerprint: h.SchemaFingerprint,
 		SlotSize: uint32(h.SlotSize), Slots: uint32(h.Slots), Generation: h.Generation,
 		WriterPID: int32(h.WriterPID), StartedUnixNano: p.started.UnixNano(),
+		Published: p.w.Status().Published,
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mon != nil {
-		if st, err := p.mon.Status(); err == nil {
-			d.Published = st.Published
-		}
-	}
 	d.RateHz = p.rateHz
 	d.Subscribers = uint32(len(p.peers))
 	for _, peer := range p.peers {
@@ -483,8 +567,8 @@ func (p *Publisher) Subscribers() []Peer {
 }
 
 // Close stops serving, tells subscribers the topic closed (they drain the
-// ring and see ring.ErrWriterClosed), and removes the topic's socket and
-// segment.
+// ring and see ring.ErrWriterClosed), and removes the topic's files. It
+// may be called from any goroutine.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closing {
@@ -492,28 +576,35 @@ func (p *Publisher) Close() error {
 		return ErrClosed
 	}
 	p.closing = true
+	p.mu.Unlock()
+	p.ln.Close()
+	// The closed flag first, then the connections' end: a subscriber
+	// that sees its connection end finds the flag and knows the topic
+	// closed rather than died.
+	err := p.w.Close()
+	p.mu.Lock()
 	for c := range p.conns {
 		c.Close()
 	}
 	p.mu.Unlock()
 	close(p.stopBeat)
-	p.ln.Close()
 	p.wg.Wait()
 
-	unlock, err := p.bus.lock()
-	if err != nil {
-		p.log.Warn("closing without the bus lock", zap.Error(err))
+	unlock, lerr := p.bus.lock()
+	if lerr != nil {
+		p.log.Warn("closing without the bus lock", zap.Error(lerr))
 	} else {
 		defer unlock()
 	}
-	os.Remove(p.sockPath)
-	p.mon.Close()
-	err = p.w.Close()
+	sys.UnlinkAt(p.bus.fd, p.cfg.Topic+sockSuffix)
+	p.dropTopic()
+	p.bus.close()
 	p.log.Info("closed")
 	return err
 }
 
-// peerCred reads the credentials of the process at the other end of c.
+// peerCred reads the credentials and groups of the process at the other
+// end of c, as the kernel recorded them at connect.
 func peerCred(c *net.UnixConn) (sys.Cred, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -536,4 +627,29 @@ func closeReceivedFDs(oob []byte) {
 	for _, fd := range fds {
 		sys.Close(fd)
 	}
+}
+
+// limiter lets through one warning a second and counts the rest, so that a
+// flood of bad peers cannot flood the log.
+type limiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *limiter) warn(log *zap.Logger, msg string, fields ...zap.Field) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	if n > 0 {
+		fields = append(fields, zap.Int("similar_warnings_suppressed", n))
+	}
+	log.Warn(msg, fields...)
 }

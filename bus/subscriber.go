@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
-	"path/filepath"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +18,10 @@ import (
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/schema"
 )
+
+// WaitForever as SubscriberConfig.WaitForPublisher waits for the
+// publisher without limit (but the context's).
+const WaitForever time.Duration = math.MaxInt64
 
 // SubscriberConfig describes what to subscribe to and how.
 type SubscriberConfig struct {
@@ -33,11 +37,14 @@ type SubscriberConfig struct {
 	Untyped bool
 
 	Mode  ring.Mode  // Stream (default) or Latest
-	Start ring.Start // where a Stream subscriber begins (default FromNewest)
+	Start ring.Start // where a Stream subscriber begins (default FromNewest); FromIndex is not accepted
 	Wait  ring.Wait  // WaitBlock (default) or WaitSpin
 
 	// WaitForPublisher is how long Subscribe waits for the topic's
-	// publisher to appear; 0 fails at once with ErrNoPublisher.
+	// publisher (and its bus directory) to appear; 0 fails at once with
+	// ErrNoPublisher, WaitForever waits without limit. A Stream subscriber
+	// that had to wait starts at the publisher's first sample, whatever
+	// Start says, so that it accounts for every sample.
 	WaitForPublisher time.Duration
 
 	// NoReattach makes Next return ring.ErrWriterClosed or
@@ -45,10 +52,32 @@ type SubscriberConfig struct {
 	// it to come back and re-attaching.
 	NoReattach bool
 
-	// LivenessInterval is how often a waiting subscriber checks its
-	// publisher's lock (default 100ms); a closed control connection
-	// triggers the check at once.
+	// LivenessInterval is how often a waiting subscriber looks at its
+	// publisher's state (default ring.DefaultLivenessInterval); the end
+	// of the control connection is noticed at once.
 	LivenessInterval time.Duration
+}
+
+// validate is the one place a SubscriberConfig is checked.
+func (c *SubscriberConfig) validate() error {
+	if err := ValidTopic(c.Topic); err != nil {
+		return err
+	}
+	rc := ring.ReaderConfig{Mode: c.Mode, Start: c.Start, Wait: c.Wait, LivenessInterval: c.LivenessInterval}
+	switch {
+	case c.Start == ring.FromIndex:
+		return fmt.Errorf("%w: Start FromIndex is for ring readers; a subscriber starts FromNewest or FromOldest", ErrInvalid)
+	case c.WaitForPublisher < 0:
+		return fmt.Errorf("%w: negative WaitForPublisher %v", ErrInvalid, c.WaitForPublisher)
+	case c.Schema != nil && c.Untyped:
+		return fmt.Errorf("%w: both a Schema and Untyped", ErrInvalid)
+	case c.SharedGID < 0:
+		return fmt.Errorf("%w: negative SharedGID %d", ErrInvalid, c.SharedGID)
+	}
+	if err := rc.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 // Sample is a sample as a subscriber receives it.
@@ -62,9 +91,13 @@ type Sample struct {
 }
 
 // SubscriberStats counts what a subscriber saw, across publisher restarts.
+// For a Stream subscriber, Received + Lost + Lag is every sample published
+// since it attached (since the publisher's first, if it waited for it).
 type SubscriberStats struct {
 	Received  uint64 // samples delivered
 	Lost      uint64 // samples lost (Stream) or skipped (Latest), restarts included
+	Lag       uint64 // samples published but neither delivered nor counted lost yet
+	Damaged   uint64 // samples skipped because their slot was in an impossible state (included in Lost)
 	Restarts  uint64 // publisher restarts re-attached across
 	Retries   uint64 // torn reads retried
 	Reattach  time.Duration
@@ -72,8 +105,10 @@ type SubscriberStats struct {
 	Published uint64 // the current publisher's cursor at the last look
 }
 
-// Subscriber receives a topic's samples. Its methods belong to one
-// goroutine, except Close, which may end a Next waiting in another.
+// Subscriber receives a topic's samples. Next, Stats, Topic, Header and
+// PublisherStatus belong to one goroutine; Close may be called from any,
+// also while Next waits (which then returns ErrClosed) and more than once.
+// After Close every method returns ErrClosed or the last values.
 type Subscriber struct {
 	cfg       SubscriberConfig
 	bus       *bus
@@ -92,49 +127,80 @@ type Subscriber struct {
 
 	base         SubscriberStats // totals of earlier generations
 	restarted    bool
-	restartLost  uint64
+	lastGen      uint64 // the generation last attached to
 	lastReattach time.Duration
+	pollNote     sync.Once
 }
 
 // Subscribe attaches to a topic, waiting up to cfg.WaitForPublisher for its
 // publisher to appear.
 func Subscribe(ctx context.Context, cfg SubscriberConfig) (*Subscriber, error) {
-	if err := ValidTopic(cfg.Topic); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.WaitForPublisher < 0 || cfg.LivenessInterval < 0 {
-		return nil, errors.New("bus: negative wait or liveness interval")
-	}
-	b, err := cfg.open(true)
+	deadline := deadlineAfter(cfg.WaitForPublisher)
+	b, err := openBus(ctx, cfg.Options, deadline)
 	if err != nil {
 		return nil, err
 	}
 	s := &Subscriber{cfg: cfg, bus: b, log: b.logger.With(zap.String("topic", cfg.Topic))}
 	s.closeCtx, s.closeStop = context.WithCancel(context.Background())
-	if err := s.attach(ctx, cfg.WaitForPublisher, cfg.Start); err != nil {
+	if err := s.attach(ctx, deadline, false); err != nil {
 		s.closeStop()
+		b.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// attach connects to the publisher, waiting up to wait for it, and maps the
-// ring it hands over.
-func (s *Subscriber) attach(ctx context.Context, wait time.Duration, start ring.Start) error {
-	deadline := time.Now().Add(wait)
+// deadlineAfter returns the time d from now; zero time for WaitForever.
+func deadlineAfter(d time.Duration) time.Time {
+	if d == WaitForever {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// openBus opens the bus directory, waiting until deadline (zero: forever)
+// for a publisher to create it.
+func openBus(ctx context.Context, o Options, deadline time.Time) (*bus, error) {
 	for {
-		err := s.attachOnce(ctx, start)
+		b, err := o.open(false)
+		if err == nil || !errors.Is(err, ErrNoBus) {
+			return b, err
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%w: %w", ErrNoPublisher, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// attach connects to the publisher, waiting until deadline (zero: forever)
+// for it, and maps the ring it hands over. A Stream subscriber that waits,
+// or re-attaches (reattach), starts at the new publisher's first sample.
+func (s *Subscriber) attach(ctx context.Context, deadline time.Time, reattach bool) error {
+	waited := reattach
+	for {
+		err := s.attachOnce(ctx, waited)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, ErrNoPublisher) {
 			return err
 		}
+		waited = true
 		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("%w for topic %q after %v (%s)", ErrNoPublisher, s.cfg.Topic, wait, s.bus.dir)
+		if deadline.IsZero() {
+			left = time.Hour
+		} else if left <= 0 {
+			return fmt.Errorf("%w for topic %q after %v (%s)", ErrNoPublisher, s.cfg.Topic, s.cfg.WaitForPublisher, s.bus.dir)
 		}
-		if err := waitForSocket(ctx, s.bus, s.cfg.Topic, left); err != nil && !errors.Is(err, ErrNoPublisher) {
+		if err := s.waitForSocket(ctx, left); err != nil && !errors.Is(err, ErrNoPublisher) {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -143,7 +209,10 @@ func (s *Subscriber) attach(ctx context.Context, wait time.Duration, start ring.
 	}
 }
 
-func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
+// attachOnce attaches to the publisher there now. fromFirst starts a
+// Stream subscriber at the publisher's first sample. Re-attaching to the
+// generation it last read resumes right after what it delivered.
+func (s *Subscriber) attachOnce(ctx context.Context, fromFirst bool) error {
 	conn, err := dial(ctx, s.bus, s.cfg.Topic)
 	if err != nil {
 		return err
@@ -152,10 +221,10 @@ func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
 	if s.cfg.Schema != nil {
 		req.Schema, req.Fingerprint = s.cfg.Schema.Name, s.cfg.Schema.Fingerprint
 	}
-	resp, fds, err := roundTrip(conn, req, 2)
+	resp, fds, err := roundTrip(conn, req, 2, requestTimeout)
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		if errors.Is(err, io.EOF) || errors.Is(err, sys.ECONNRESET) || errors.Is(err, sys.EPIPE) {
 			// The publisher closed or died while we attached: as good as
 			// not there yet.
 			return fmt.Errorf("%w: publisher went away during attach (%v)", ErrNoPublisher, err)
@@ -172,9 +241,18 @@ func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
 		conn.Close()
 		return fmt.Errorf("%w: attach answer carried %d descriptors, want 2", ErrProtocol, len(fds))
 	}
+	rcfg := ring.ReaderConfig{Mode: s.cfg.Mode, Start: s.cfg.Start, Wait: s.cfg.Wait, LivenessInterval: s.cfg.LivenessInterval}
+	if s.cfg.Mode == ring.Stream {
+		switch {
+		case s.r != nil && resp.Topic.Generation == s.lastGen:
+			rcfg.Start, rcfg.Index = ring.FromIndex, s.r.Position()
+		case fromFirst:
+			rcfg.Start, rcfg.Index = ring.FromIndex, 0
+		}
+	}
 	rf := os.NewFile(uintptr(fds[0]), s.cfg.Topic)
-	wf := os.NewFile(uintptr(fds[1]), s.cfg.Topic+ring.WakeSuffix)
-	r, err := ring.Attach(rf, wf, ring.ReaderConfig{Mode: s.cfg.Mode, Start: start, Wait: s.cfg.Wait, LivenessInterval: s.cfg.LivenessInterval})
+	wf := os.NewFile(uintptr(fds[1]), s.cfg.Topic+".wake")
+	r, err := ring.Attach(rf, wf, rcfg)
 	rf.Close()
 	wf.Close()
 	if err != nil {
@@ -196,19 +274,24 @@ func (s *Subscriber) attachOnce(ctx context.Context, start ring.Start) error {
 		}
 	}
 	// Swap in the new generation; the old one (after a restart) stays
-	// mapped until now, so a concurrent Close never cancels an unmapped
-	// reader.
+	// mapped until now.
 	oldR, oldConn, oldDone := s.r, s.conn, s.watchDone
-	s.r, s.conn, s.desc, s.watchDone = r, conn, resp.Topic, make(chan struct{})
+	s.restarted = oldR != nil && h.Generation != s.lastGen
+	s.r, s.conn, s.desc, s.watchDone, s.lastGen = r, conn, resp.Topic, make(chan struct{}), h.Generation
 	s.cur.Store(r)
 	s.curConn.Store(conn)
 	s.connGone.Store(false)
+	if s.state.Load()&stateClosed != 0 {
+		// Close ran meanwhile and may have canceled the old reader only.
+		r.Cancel()
+		conn.Close()
+	}
 	if oldR != nil {
 		closeGeneration(oldR, oldConn, oldDone)
 	}
 	go s.watch(conn, r, s.watchDone)
 	s.log.Info("attached", zap.Int32("publisher_pid", resp.Topic.WriterPID), zap.Uint64("generation", h.Generation),
-		zap.String("schema", h.SchemaName))
+		zap.String("schema", h.SchemaName), zap.Uint64("from", r.Position()))
 	return nil
 }
 
@@ -222,8 +305,10 @@ func (s *Subscriber) watch(conn *net.UnixConn, r *ring.Reader, done chan struct{
 		_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 		closeReceivedFDs(oob[:oobn])
 		if err != nil {
+			// The publisher closed or died: the ring holds what it
+			// published, and nothing more will come.
 			s.connGone.Store(true)
-			r.Interrupt()
+			r.WriterGone()
 			return
 		}
 	}
@@ -275,8 +360,7 @@ func (s *Subscriber) Next(ctx context.Context) (Sample, error) {
 			out := Sample{Sample: rs}
 			if s.restarted {
 				out.Restarted = true
-				out.Lost += s.restartLost
-				s.restarted, s.restartLost = false, 0
+				s.restarted = false
 			}
 			return out, nil
 		}
@@ -296,8 +380,8 @@ func (s *Subscriber) Next(ctx context.Context) (Sample, error) {
 	}
 }
 
-// reattach drops the old generation and waits, without limit but ctx, for
-// the next one.
+// reattach waits, without limit but ctx and Close, for the topic's next
+// publisher and attaches to it from its first sample.
 func (s *Subscriber) reattach(ctx context.Context) error {
 	t0 := time.Now()
 	old := s.r.Stats() // folded into the totals once the new generation replaced it
@@ -307,7 +391,7 @@ func (s *Subscriber) reattach(ctx context.Context) error {
 	stop := context.AfterFunc(s.closeCtx, cancel)
 	defer stop()
 	for {
-		err := s.attach(wctx, time.Hour, ring.FromOldest)
+		err := s.attach(wctx, time.Time{}, true)
 		if err == nil {
 			break
 		}
@@ -323,15 +407,13 @@ func (s *Subscriber) reattach(ctx context.Context) error {
 	}
 	s.base.Received += old.Received
 	s.base.Lost += old.Lost
+	s.base.Damaged += old.Damaged
 	s.base.Retries += old.Retries
-	// Everything the new publisher published before the oldest sample
-	// still in its ring is lost across the restart.
-	s.restarted = true
-	s.restartLost = s.r.Position()
-	s.base.Restarts++
-	s.base.Lost += s.restartLost
+	if s.restarted {
+		s.base.Restarts++
+	}
 	s.lastReattach = time.Since(t0)
-	s.log.Info("re-attached after a publisher restart", zap.Uint64("lost_across_restart", s.restartLost), zap.Duration("took", s.lastReattach))
+	s.log.Info("re-attached", zap.Bool("publisher_restarted", s.restarted), zap.Uint64("lost_before_first", s.r.Stats().Lost), zap.Duration("took", s.lastReattach))
 	return nil
 }
 
@@ -341,7 +423,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	rs := s.r.Stats()
 	st.Received += rs.Received
 	st.Lost += rs.Lost
+	st.Damaged += rs.Damaged
 	st.Retries += rs.Retries
+	st.Lag = rs.Lag
 	st.Reattach = s.lastReattach
 	st.Attached = !s.connGone.Load()
 	if status, err := s.r.Status(); err == nil {
@@ -368,7 +452,7 @@ func (s *Subscriber) Close() error {
 				c.Close()
 			}
 			if r := s.cur.Load(); r != nil {
-				r.Cancel()
+				r.Cancel() // safe even if Next released it meanwhile
 			}
 			if st&stateRunning == 0 {
 				s.release()
@@ -383,6 +467,7 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) release() {
 	closeGeneration(s.r, s.conn, s.watchDone)
 	s.closeStop()
+	s.bus.close()
 }
 
 // closeGeneration ends one attachment: the connection first, then, once
@@ -393,39 +478,64 @@ func closeGeneration(r *ring.Reader, conn *net.UnixConn, watchDone chan struct{}
 	r.Close()
 }
 
+// requestTimeout bounds a request's round trip to a publisher.
+const requestTimeout = 5 * time.Second
+
 // dial connects to a topic's socket; a missing or dead one is
-// ErrNoPublisher.
+// ErrNoPublisher, and so is one whose publisher accepts nothing (hung, or
+// its backlog full).
 func dial(ctx context.Context, b *bus, topic string) (*net.UnixConn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", b.socketPath(topic))
+	c, err := d.DialContext(ctx, "unixpacket", b.addr(topic+sockSuffix))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errConnRefused) {
+		switch {
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, sys.ECONNREFUSED):
 			return nil, ErrNoPublisher
+		case errors.Is(err, sys.EAGAIN):
+			return nil, fmt.Errorf("%w: %w", ErrNoPublisher, errNotAccepting)
 		}
-		return nil, fmt.Errorf("bus: connect to %s: %w", b.socketPath(topic), err)
+		return nil, fmt.Errorf("bus: connect to %s: %w", b.path(topic+sockSuffix), err)
 	}
 	return c.(*net.UnixConn), nil
 }
 
-// roundTrip sends req and reads one response with up to maxFDs descriptors.
-func roundTrip(c *net.UnixConn, req Request, maxFDs int) (Response, []int, error) {
+// errNotAccepting: the socket exists and the publisher holds it, but
+// accepts no connection.
+var errNotAccepting = errors.New("its publisher accepts no connections")
+
+// roundTrip sends req and reads one response with up to maxFDs
+// descriptors, within timeout. A publisher that refused the connection
+// may have answered and closed before the request went out: its answer is
+// read all the same.
+func roundTrip(c *net.UnixConn, req Request, maxFDs int, timeout time.Duration) (Response, []int, error) {
 	req.Version = ProtocolVersion
 	b, err := req.MarshalMsg(nil)
 	if err != nil {
 		return Response{}, nil, err
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write(b); err != nil {
-		return Response{}, nil, fmt.Errorf("bus: send request: %w", err)
+	_, werr := c.Write(b)
+	if werr != nil && !errors.Is(werr, sys.EPIPE) && !errors.Is(werr, sys.ECONNRESET) {
+		return Response{}, nil, fmt.Errorf("bus: send request: %w", werr)
 	}
 	buf := make([]byte, MaxMessage+1)
 	oob := make([]byte, 64+16*maxFDs)
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
+	if err == nil && n == 0 && oobn == 0 {
+		err = io.EOF
+	}
 	if err != nil {
+		if werr != nil {
+			return Response{}, nil, fmt.Errorf("bus: send request: %w", werr)
+		}
 		return Response{}, nil, fmt.Errorf("bus: read response: %w", err)
 	}
 	fds, _ := sys.ParseRights(oob[:oobn])
+	if len(fds) > maxFDs {
+		closeFDs(fds)
+		return Response{}, nil, fmt.Errorf("%w: response carried %d descriptors, want at most %d", ErrProtocol, len(fds), maxFDs)
+	}
 	if n > MaxMessage || flags&sys.MsgTrunc != 0 {
 		closeFDs(fds)
 		return Response{}, nil, fmt.Errorf("%w: response exceeds %d bytes", ErrProtocol, MaxMessage)
@@ -451,6 +561,8 @@ func responseError(topic string, r Response) error {
 		return &PermissionError{Topic: topic, Reason: r.Error}
 	case CodeSchema:
 		return fmt.Errorf("bus: topic %q: %w: %s", topic, ErrSchemaMismatch, r.Error)
+	case CodeLimit:
+		return fmt.Errorf("%w: topic %q: %s", ErrLimit, topic, r.Error)
 	default:
 		return fmt.Errorf("%w: topic %q: publisher answered code %d: %s", ErrProtocol, topic, r.Code, r.Error)
 	}
@@ -468,22 +580,28 @@ func closeFDs(fds []int) {
 // publisher's (the dial that led here was refused): the wait then ends at
 // a new one or after staleRetry, whichever comes first, so a subscriber
 // neither spins on refused dials nor misses a socket replaced in between.
-func waitForSocket(ctx context.Context, b *bus, topic string, d time.Duration) error {
+// Without inotify (its per-user limits reached) it polls.
+func (s *Subscriber) waitForSocket(ctx context.Context, d time.Duration) error {
 	const staleRetry = 50 * time.Millisecond
-	path := b.socketPath(topic)
-	fd, err := sys.WatchDir(b.dir, sys.InCreate|sys.InMovedTo)
+	name := s.cfg.Topic + sockSuffix
+	fd, err := sys.WatchDir(s.bus.addr(""), sys.InCreate|sys.InMovedTo)
 	if err != nil {
-		return fmt.Errorf("bus: watch %s: %w", b.dir, err)
+		if !errors.Is(err, sys.EMFILE) && !errors.Is(err, sys.ENFILE) && !errors.Is(err, sys.ENOSPC) {
+			return fmt.Errorf("bus: watch %s: %w", s.bus.dir, err)
+		}
+		s.pollNote.Do(func() {
+			s.log.Info("inotify unavailable (per-user limit reached); polling the bus directory instead", zap.Error(err))
+		})
+		return s.pollForSocket(ctx, min(d, staleRetry))
 	}
 	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
-	if _, err := os.Lstat(path); err == nil {
+	if _, err := sys.StatAt(s.bus.fd, name); err == nil {
 		d = min(d, staleRetry)
 	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
 	f.SetReadDeadline(time.Now().Add(d))
-	want := filepath.Base(path)
 	buf := make([]byte, 64*(sys.InEventSize+256))
 	for {
 		n, err := f.Read(buf)
@@ -496,10 +614,22 @@ func waitForSocket(ctx context.Context, b *bus, topic string, d time.Duration) e
 			}
 			return err
 		}
-		for _, name := range sys.InotifyNames(buf[:n]) {
-			if name == want {
+		for _, got := range sys.InotifyNames(buf[:n]) {
+			if got == name {
 				return nil
 			}
 		}
+	}
+}
+
+// pollForSocket waits d, or less if ctx ends; the caller dials again.
+func (s *Subscriber) pollForSocket(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrNoPublisher
 	}
 }

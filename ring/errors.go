@@ -38,6 +38,14 @@ var (
 	// is open.
 	ErrReserved = errors.New("ring: reservation open")
 
+	// ErrInvalidConfig is returned for a Config or ReaderConfig that
+	// cannot work; the text names the field and the accepted values.
+	ErrInvalidConfig = errors.New("ring: invalid configuration")
+
+	// ErrNoMemory is returned by Create when the ring does not fit in the
+	// memory the process may still use; the error is a *MemoryError.
+	ErrNoMemory = errors.New("ring: not enough memory")
+
 	// ErrClosed is os.ErrClosed: the Writer or Reader was closed.
 	ErrClosed = os.ErrClosed
 )
@@ -62,3 +70,22 @@ func (e *BusyError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrBusy) true.
 func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// MemoryError is the ErrNoMemory returned by Create: the ring's size,
+// what is free, and which limit that is.
+type MemoryError struct {
+	Need  uint64 // bytes the ring needs
+	Free  uint64 // bytes still free under Limit
+	Limit string // the limit that is short: the host's or a memory cgroup's
+	Err   error  // the system's error, if reserving failed
+}
+
+func (e *MemoryError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("ring: a ring of %d bytes does not fit in %s: %v", e.Need, e.Limit, e.Err)
+	}
+	return fmt.Sprintf("ring: a ring of %d bytes does not fit: %d bytes free under %s", e.Need, e.Free, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrNoMemory) true.
+func (e *MemoryError) Unwrap() []error { return []error{ErrNoMemory, e.Err} }

@@ -1,11 +1,15 @@
 package ring
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -35,6 +39,11 @@ const (
 	// FromOldest begins with the oldest sample still in the ring: history
 	// for late joiners.
 	FromOldest
+	// FromIndex begins with sample ReaderConfig.Index, counting as lost
+	// the samples from there that the ring no longer holds. Index 0 starts
+	// at the writer's first sample: a reader that attached before the
+	// writer published accounts for every sample.
+	FromIndex
 )
 
 // Wait selects how Next waits for a sample.
@@ -51,13 +60,34 @@ const (
 // ReaderConfig describes how a Reader reads.
 type ReaderConfig struct {
 	Mode  Mode  // Stream (default) or Latest
-	Start Start // FromNewest (default) or FromOldest; Stream only
+	Start Start // FromNewest (default), FromOldest or FromIndex; Stream only
 	Wait  Wait  // WaitBlock (default) or WaitSpin
 
+	// Index is the first sample to deliver with FromIndex.
+	Index uint64
+
 	// LivenessInterval is how often a waiting Next checks whether the
-	// writer died; 0 means 100ms. It also bounds the delay of a wake-up
-	// lost to a misbehaving peer.
+	// writer died; 0 means DefaultLivenessInterval. It also bounds the
+	// delay of a wake-up lost to a misbehaving peer.
 	LivenessInterval time.Duration
+}
+
+// Validate is the one place a ReaderConfig is checked; Open and Attach call
+// it.
+func (c *ReaderConfig) Validate() error {
+	switch {
+	case c.Mode != Stream && c.Mode != Latest:
+		return invalid("reader Mode %d is not Stream (%d) or Latest (%d)", c.Mode, Stream, Latest)
+	case c.Start != FromNewest && c.Start != FromOldest && c.Start != FromIndex:
+		return invalid("reader Start %d is not FromNewest, FromOldest or FromIndex", c.Start)
+	case c.Start != FromIndex && c.Index != 0:
+		return invalid("reader Index %d given without Start FromIndex", c.Index)
+	case c.Wait != WaitBlock && c.Wait != WaitSpin:
+		return invalid("reader Wait %d is not WaitBlock (%d) or WaitSpin (%d)", c.Wait, WaitBlock, WaitSpin)
+	case c.LivenessInterval < 0:
+		return invalid("negative reader LivenessInterval %v", c.LivenessInterval)
+	}
+	return nil
 }
 
 // Sample is one sample delivered by a Reader.
@@ -71,19 +101,33 @@ type Sample struct {
 // ReaderStats counts what a Reader saw.
 type ReaderStats struct {
 	Received uint64 // samples delivered
-	Lost     uint64 // samples overwritten before they could be read (Stream), or skipped (Latest)
+	Lost     uint64 // samples overwritten before they could be read (Stream), or skipped (Latest); Damaged included
 	Retries  uint64 // reads discarded because the writer overwrote the slot meanwhile
+	Damaged  uint64 // samples skipped because their slot was in a state the writer never leaves it in
+	// Lag is how many published samples are neither delivered nor
+	// counted lost yet: what a reader that stalls has in front of it.
+	Lag uint64
 }
 
 // Reader reads samples from a ring, in this or another process. It maps
 // the ring read-only: nothing a reader does can change the ring.
 //
-// A Reader is owned by one goroutine; its methods must not be called
-// concurrently. Any number of Readers, in any number of processes, may
-// read one ring.
+// Next, TryNext, Stats, Status, Position and Prefault belong to one
+// goroutine. Close, Cancel, Interrupt and WriterGone may be called from
+// any goroutine at any time, also concurrently with Next and after Close:
+// Close waits for a context callback in flight, and a Next running
+// meanwhile returns ErrClosed without touching the ring. After Close every
+// method returns ErrClosed or does nothing. Any number of Readers, in any
+// number of processes, may read one ring.
+//
+// A Reader trusts nothing it reads from the ring: every index, length,
+// sequence and cursor value is checked before use, and a state the writer
+// never leaves the ring in ends in ErrBadSegment or in a counted skip
+// (ReaderStats.Damaged), never in a loop, a duplicate or a fault. A named
+// ring's file could be shrunk under its mapping by its owner: reads of
+// such a ring catch the fault and return ErrBadSegment (see guarded).
 type Reader struct {
 	cfg    ReaderConfig
-	fd     int // ring file, read-only; kept for the liveness check
 	mem    []byte
 	wake   []byte // nil when not WaitBlock
 	geo    geometry
@@ -93,19 +137,29 @@ type Reader struct {
 	cursor split64
 	closed *uint32
 	beat   *uint32
+	// guarded: the mapping can change size under us (a named ring, or
+	// an unsealed file), so reads turn a fault into ErrBadSegment.
+	guarded bool
+	// locked: the writer's liveness is its lock on the ring file (a
+	// named ring); otherwise the owner calls WriterGone.
+	locked bool
 
-	waiting, wakeSeq *uint32 // in the wake file; nil unless WaitBlock
+	waiting, wakeSeq *uint32 // in the wake area; nil unless WaitBlock
 
 	next      uint64 // next sample to deliver (Stream); one past the last delivered (Latest)
 	pending   uint64 // lost samples not yet reported in a Sample
 	stats     ReaderStats
 	lastCheck int64 // Mono of the last liveness check
 	fence     uint32
-	spinLines int    // cache lines after a slot's first that a spinning Stream reader prefetches; -1: none
-	end       error  // ErrWriterClosed or ErrWriterDead once the ring is drained
-	checkNow  uint32 // set by Interrupt: check the writer's liveness at once
-	canceled  uint32 // set by Cancel
-	done      bool
+	spinLines int   // cache lines after a slot's first that a spinning Stream reader prefetches; -1: none
+	end       error // ErrWriterClosed, ErrWriterDead or ErrBadSegment once final
+
+	fd       atomic.Int64 // ring file, for the liveness lock; -1 once closed
+	checkNow atomic.Bool  // set by Interrupt: check the writer's liveness at once
+	canceled atomic.Bool  // set by Cancel
+	gone     atomic.Bool  // set by WriterGone
+	done     atomic.Bool  // set by Close
+	life     sync.Mutex   // held by Close and by whatever touches the wake area from outside Next
 }
 
 // Open attaches a Reader to the ring named name in dir ("" for DefaultDir).
@@ -179,18 +233,16 @@ func Attach(ringFile, wakeFile *os.File, cfg ReaderConfig) (*Reader, error) {
 // takes ownership of both descriptors: on error they are closed. The wake
 // file descriptor is closed once mapped.
 func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) {
-	if cfg.Mode != Stream && cfg.Mode != Latest || cfg.Start != FromNewest && cfg.Start != FromOldest ||
-		cfg.Wait != WaitBlock && cfg.Wait != WaitSpin || cfg.LivenessInterval < 0 {
+	if err := cfg.Validate(); err != nil {
 		sys.Close(rfd)
 		if wfd >= 0 {
 			sys.Close(wfd)
 		}
-		return nil, errorf("invalid reader config %+v", cfg)
+		return nil, err
 	}
-	if cfg.LivenessInterval == 0 {
-		cfg.LivenessInterval = 100 * time.Millisecond
-	}
-	r := &Reader{cfg: cfg, fd: rfd}
+	cfg.LivenessInterval = cmp.Or(cfg.LivenessInterval, DefaultLivenessInterval)
+	r := &Reader{cfg: cfg}
+	r.fd.Store(int64(rfd))
 	defer func() {
 		if wfd >= 0 {
 			sys.Close(wfd)
@@ -205,6 +257,15 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 	if err != nil {
 		return nil, err
 	}
+	if !st.IsRegular() {
+		return nil, badSegment("not a regular file (mode %o)", st.Mode)
+	}
+	// A ring sealed against shrinking and growing cannot fault under us;
+	// anything else can, if someone with write access truncates it.
+	const fixedSize = sys.SealShrink | sys.SealGrow
+	seals, _ := sys.Seals(rfd)
+	r.guarded = seals&fixedSize != fixedSize
+	r.locked = r.guarded
 	var head [headerSize]byte
 	n, err := sys.Pread(rfd, head[:], 0)
 	if err != nil {
@@ -218,32 +279,19 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 	if r.mem, err = sys.Mmap(rfd, r.geo.totalSize, false); err != nil {
 		return nil, err
 	}
-	// Check the mapped header too: the file could have been replaced
-	// between pread and mmap only by a same-user process writing it, but
-	// the mapping is what is used from here on.
-	if _, _, err := parseHeader(r.mem[:headerSize], st.Size, page); err != nil {
+	// Check the mapped header too: a named file could have been rewritten
+	// between pread and mmap by its owner, and the mapping is what is
+	// used from here on. Once parsed, header fields are never read again.
+	if err := r.guard(func() error {
+		_, _, err := parseHeader(r.mem[:headerSize], st.Size, page)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if wfd >= 0 {
-		wst, err := sys.Fstat(wfd)
-		if err != nil {
+		if err := r.mapWake(wfd); err != nil {
 			return nil, err
 		}
-		if wst.Size < wakeSize {
-			return nil, badSegment("wake file is %d bytes, want %d", wst.Size, wakeSize)
-		}
-		if r.wake, err = sys.Mmap(wfd, wakeSize, true); err != nil {
-			return nil, err
-		}
-		gen, err := parseWake(r.wake, wst.Size)
-		if err != nil {
-			return nil, err
-		}
-		if gen != r.hdr.Generation {
-			return nil, fmt.Errorf("%w (%x, ring is %x)", errGenerationMismatch, gen, r.hdr.Generation)
-		}
-		r.waiting = u32(r.wake, offWaiting)
-		r.wakeSeq = u32(r.wake, offWakeSeq)
 	}
 	r.mask = uint64(r.geo.slotCount - 1)
 	r.spinLines = -1
@@ -255,36 +303,77 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 	r.beat = u32(r.mem, offHeartbeat)
 	r.closed = u32(r.mem, offClosed)
 
-	c := r.cursor.load()
+	var c uint64
+	if err := r.guard(func() error { c = r.cursor.load(); return nil }); err != nil {
+		return nil, err
+	}
 	r.next = c
-	if cfg.Mode == Stream && cfg.Start == FromOldest && c > 0 {
-		r.next = c - min(c, uint64(r.geo.slotCount))
+	if cfg.Mode == Stream {
+		n := uint64(r.geo.slotCount)
+		oldest := c - min(c, n)
+		switch cfg.Start {
+		case FromOldest:
+			r.next = oldest
+		case FromIndex:
+			r.next = cfg.Index
+			if r.next < oldest { // overwritten before we came
+				r.skip(oldest - r.next)
+			}
+		}
 	}
 	r.lastCheck = clock.Mono()
 	return r, nil
 }
 
+// mapWake maps and checks the wake area wfd of the ring r maps.
+func (r *Reader) mapWake(wfd int) (err error) {
+	wst, err := sys.Fstat(wfd)
+	if err != nil {
+		return err
+	}
+	if !wst.IsRegular() || wst.Size < wakeSize {
+		return badSegment("wake file is %d bytes (mode %o), want a file of at least %d", wst.Size, wst.Mode, wakeSize)
+	}
+	const fixedSize = sys.SealShrink | sys.SealGrow
+	if seals, _ := sys.Seals(wfd); seals&fixedSize != fixedSize {
+		r.guarded = true
+	}
+	if r.wake, err = sys.Mmap(wfd, wakeSize, true); err != nil {
+		return err
+	}
+	var gen uint64
+	if err := r.guard(func() error { gen, err = parseWake(r.wake, wst.Size); return err }); err != nil {
+		return err
+	}
+	if gen != r.hdr.Generation {
+		return fmt.Errorf("%w (%x, ring is %x)", errGenerationMismatch, gen, r.hdr.Generation)
+	}
+	r.waiting = u32(r.wake, offWaiting)
+	r.wakeSeq = u32(r.wake, offWakeSeq)
+	return nil
+}
+
+// release gives up the mappings and the descriptor. The mappings are
+// retired (see Writer.release) rather than unmapped, so a Next running in
+// another goroutine reads zeros instead of faulting; the address ranges
+// are unmapped once the Reader is garbage.
 func (r *Reader) release() {
-	if r.mem != nil {
-		sys.Munmap(r.mem)
-		r.mem = nil
+	if kept := [2][]byte{retire(r.mem), retire(r.wake)}; kept[0] != nil || kept[1] != nil {
+		runtime.AddCleanup(r, unmap, kept)
 	}
-	if r.wake != nil {
-		sys.Munmap(r.wake)
-		r.wake = nil
-	}
-	if r.fd >= 0 {
-		sys.Close(r.fd)
-		r.fd = -1
+	if fd := r.fd.Swap(-1); fd >= 0 {
+		sys.Close(int(fd))
 	}
 }
 
-// Close detaches the reader.
+// Close detaches the reader. It may be called from any goroutine; a Next
+// waiting or running in another returns ErrClosed.
 func (r *Reader) Close() error {
-	if r.done {
+	r.life.Lock()
+	defer r.life.Unlock()
+	if r.done.Swap(true) {
 		return ErrClosed
 	}
-	r.done = true
 	r.release()
 	return nil
 }
@@ -292,26 +381,60 @@ func (r *Reader) Close() error {
 // Prefault faults in every page of the ring's mapping, so that reading
 // takes no page fault.
 func (r *Reader) Prefault() error {
-	if r.done {
+	if r.done.Load() {
 		return ErrClosed
 	}
-	if r.wake != nil {
-		if err := sys.Prefault(r.wake, true); err != nil {
-			return err
+	return r.guard(func() error {
+		if r.wake != nil {
+			if err := sys.Prefault(r.wake, true); err != nil {
+				return err
+			}
 		}
-	}
-	return sys.Prefault(r.mem, false)
+		return sys.Prefault(r.mem, false)
+	})
 }
 
 // Header returns the ring's static description.
 func (r *Reader) Header() Header { return r.hdr }
 
 // Stats returns what the reader has counted so far.
-func (r *Reader) Stats() ReaderStats { return r.stats }
+func (r *Reader) Stats() ReaderStats {
+	st := r.stats
+	if r.done.Load() || r.end != nil {
+		return st
+	}
+	var p uint64
+	if r.guard(func() error { p = r.published(); return nil }) == nil && p > r.next {
+		st.Lag = p - r.next
+	}
+	return st
+}
 
 // Position returns the number of the next sample a Stream reader will
 // deliver (or has lost).
 func (r *Reader) Position() uint64 { return r.next }
+
+// guard runs f, which reads the mapping. For a ring whose size could change
+// under us, a memory fault in f becomes ErrBadSegment (and the Reader's
+// final error) instead of killing the process; a sealed ring needs no
+// guard, and gets none.
+func (r *Reader) guard(f func() error) (err error) {
+	if !r.guarded {
+		return f()
+	}
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if v := recover(); v != nil {
+			if _, ok := v.(interface{ Addr() uintptr }); !ok {
+				panic(v)
+			}
+			r.end = badSegment("memory fault reading the ring: its file was truncated under the mapping")
+			err = r.end
+		}
+	}()
+	return f()
+}
 
 // slotState is the outcome of reading one slot.
 type slotState int
@@ -319,48 +442,49 @@ type slotState int
 const (
 	slotOK      slotState = iota
 	slotEmpty             // never written
-	slotOlder             // holds an older sample: the wanted one is not published yet
-	slotNewer             // holds a newer sample: the wanted one was overwritten
+	slotOlder             // holds an older sample
+	slotNewer             // holds a newer sample
 	slotBusy              // being written
 	slotTorn              // changed while read; read again
-	slotVoid              // the wanted sample was destroyed by an aborted reservation
+	slotVoid              // the wanted sample was destroyed by an aborted reservation or skipped
 	slotCorrupt           // stable but impossible contents
 )
 
 // read copies sample i from its slot into r.buf if the slot holds it.
-// It returns the payload length and publish time with slotOK.
-func (r *Reader) read(i uint64) (slotState, int, int64) {
+// It returns the payload length and publish time with slotOK, the index
+// the slot holds with slotOlder and slotNewer.
+func (r *Reader) read(i uint64) (st slotState, n int, ts int64, idx uint64) {
 	s := slotAt(r.mem, headerSize+int(i&r.mask)*r.geo.slotStride)
 	seq := atomic.LoadUint32(s.seq()) // acquire: the fields below are loaded after it
 	if seq == 0 {
-		return slotEmpty, 0, 0
+		return slotEmpty, 0, 0, 0
 	}
 	if seq&1 != 0 {
-		return slotBusy, 0, 0
+		return slotBusy, 0, 0, 0
 	}
-	idx, n, ts := s.index(), s.length(), s.time()
-	if idx != i || n > uint32(r.geo.slotSize) {
+	idx, ln, ts := s.index(), s.length(), s.time()
+	if idx != i || ln > uint32(r.geo.slotSize) {
 		readFence(&r.fence)
 		if atomic.LoadUint32(s.seq()) != seq {
-			return slotTorn, 0, 0
+			return slotTorn, 0, 0, 0
 		}
 		switch {
 		case idx < i:
-			return slotOlder, 0, 0
+			return slotOlder, 0, 0, idx
 		case idx > i:
-			return slotNewer, 0, 0
-		case n == voidLen:
-			return slotVoid, 0, 0
+			return slotNewer, 0, 0, idx
+		case ln == voidLen:
+			return slotVoid, 0, 0, idx
 		default:
-			return slotCorrupt, int(n), 0
+			return slotCorrupt, int(ln), 0, idx
 		}
 	}
-	copy(r.buf, s.data(int(n)))
+	copy(r.buf, s.data(int(ln)))
 	readFence(&r.fence)                    // the copy is complete before seq is loaded again
 	if atomic.LoadUint32(s.seq()) != seq { // the writer started on this slot meanwhile: the copy may be torn
-		return slotTorn, 0, 0
+		return slotTorn, 0, 0, 0
 	}
-	return slotOK, int(n), ts
+	return slotOK, int(ln), ts, idx
 }
 
 // published returns the number of samples published: the cursor, plus
@@ -381,49 +505,107 @@ func (r *Reader) published() uint64 {
 	return c
 }
 
+// maxTries bounds the slots one TryNext looks at, so that no state of the
+// ring keeps it from returning (and Next from checking its context).
+const maxTries = 64
+
 // TryNext returns the next sample if one is ready, without waiting.
-func (r *Reader) TryNext() (Sample, bool, error) {
-	if r.done {
+func (r *Reader) TryNext() (s Sample, ok bool, err error) {
+	if r.done.Load() {
 		return Sample{}, false, ErrClosed
 	}
+	if r.end != nil && errors.Is(r.end, ErrBadSegment) {
+		return Sample{}, false, r.end
+	}
+	if !r.guarded {
+		return r.tryNext()
+	}
+	err = r.guard(func() error {
+		var e error
+		s, ok, e = r.tryNext()
+		return e
+	})
+	return s, ok, err
+}
+
+func (r *Reader) tryNext() (Sample, bool, error) {
 	if r.cfg.Mode == Latest {
 		return r.tryLatest()
 	}
-	for {
+	for range maxTries {
 		i := r.next
-		st, n, ts := r.read(i)
+		st, n, ts, idx := r.read(i)
 		switch st {
 		case slotOK:
-			if r.spinLines >= 0 {
-				r.spinLines = sampleLines(n) - 1 // the next sample is likely alike
-			}
-			r.next++
-			r.stats.Received++
-			lost := r.pending
-			r.pending = 0
-			return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
-		case slotEmpty, slotOlder:
-			return Sample{}, false, nil
+			return r.deliver(i, n, ts), true, nil
 		case slotTorn:
 			r.stats.Retries++
+			continue
 		case slotVoid:
 			r.skip(1)
-		case slotBusy:
-			// The writer is filling this slot: with sample i itself, or
-			// with sample i+N or later (lapped). Only a cursor that
-			// reached i+N tells the second: a cursor just past i may be
-			// the writer finishing sample i since seq was loaded.
-			c := r.cursor.load()
-			if c < i+uint64(r.geo.slotCount) {
-				return Sample{}, false, nil
-			}
-			r.lapped(c)
-		case slotNewer:
-			r.lapped(r.cursor.load())
+			continue
 		case slotCorrupt:
 			return Sample{}, false, badSegment("slot of sample %d claims %d bytes, slot size is %d", i, n, r.geo.slotSize)
 		}
+		// Empty, older, newer or busy: the cursor, loaded after the slot,
+		// tells a sample not published yet from one overwritten, and both
+		// from a slot in a state the writer never leaves it in.
+		c := r.cursor.load()
+		switch {
+		case st == slotNewer && idx > c:
+			return Sample{}, false, badSegment("slot of sample %d holds sample %d, beyond the cursor at %d", i, idx, c)
+		case st == slotNewer || c >= i+uint64(r.geo.slotCount):
+			if !r.cursorPlausible(c) {
+				return Sample{}, false, badSegment("cursor at %d, but the slot of sample %d does not hold it", c, c-1)
+			}
+			r.lapped(c)
+		case c <= i:
+			// Not published yet. (A busy slot is the writer filling
+			// sample i itself; a cursor just past i may be the writer
+			// finishing it since the slot was read.)
+			return Sample{}, false, nil
+		default:
+			// The cursor passed i, so the writer completed sample i,
+			// and it has not come round to its slot again: it must
+			// read now.
+			st, n, ts, _ = r.read(i)
+			switch st {
+			case slotOK:
+				return r.deliver(i, n, ts), true, nil
+			case slotTorn, slotNewer:
+				// The writer came round meanwhile: the loop sees it.
+			default:
+				if c2 := r.cursor.load(); c2 >= i+uint64(r.geo.slotCount) {
+					continue // overwritten meanwhile: the loop laps
+				}
+				r.stats.Damaged++
+				r.skip(1)
+			}
+		}
 	}
+	return Sample{}, false, nil
+}
+
+// cursorPlausible checks a cursor before the reader skips ahead by it: a
+// cursor at c says sample c-1 is complete, and from then on its slot
+// holds it or a newer sample (or is being written with one).
+func (r *Reader) cursorPlausible(c uint64) bool {
+	if c == 0 {
+		return true
+	}
+	st, _, _, _ := r.read(c - 1)
+	return st != slotOlder && st != slotEmpty
+}
+
+func (r *Reader) deliver(i uint64, n int, ts int64) Sample {
+	if r.spinLines >= 0 {
+		r.spinLines = sampleLines(n) - 1 // the next sample is likely alike
+	}
+	r.next = i + 1
+	r.stats.Received++
+	lost := r.pending
+	r.pending = 0
+	return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}
 }
 
 func (r *Reader) skip(n uint64) {
@@ -456,7 +638,7 @@ func (r *Reader) tryLatest() (Sample, bool, error) {
 			return Sample{}, false, nil
 		}
 		i := c - 1
-		st, n, ts := r.read(i)
+		st, n, ts, _ := r.read(i)
 		switch st {
 		case slotOK:
 			skipped := i - r.next
@@ -482,10 +664,23 @@ func (r *Reader) tryLatest() (Sample, bool, error) {
 }
 
 // Next returns the next sample, waiting for it as the ReaderConfig says.
-// Once the writer has closed and every sample is delivered it returns
-// ErrWriterClosed; once the writer has died, ErrWriterDead. It returns
-// ctx.Err() when ctx is done.
-func (r *Reader) Next(ctx context.Context) (Sample, error) {
+// Once the writer is gone and every sample is delivered it returns
+// ErrWriterClosed (it closed) or ErrWriterDead (it died). It returns
+// ctx.Err() when ctx is done, ErrCanceled after Cancel, ErrClosed after
+// Close, and ErrBadSegment for a ring in a state no writer leaves it in.
+func (r *Reader) Next(ctx context.Context) (s Sample, err error) {
+	if !r.guarded {
+		return r.nextSample(ctx)
+	}
+	err = r.guard(func() error {
+		var e error
+		s, e = r.nextSample(ctx)
+		return e
+	})
+	return s, err
+}
+
+func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 	var stop func() bool
 	defer func() {
 		if stop != nil {
@@ -533,6 +728,9 @@ func (r *Reader) Next(ctx context.Context) (Sample, error) {
 		if r.cfg.Wait == WaitSpin {
 			continue
 		}
+		if r.cursor.load() > r.next {
+			continue // samples to deliver or skip: TryNext stopped at maxTries
+		}
 		// Announce, then look again: a writer that publishes after the
 		// look sees the announcement and bumps wakeSeq.
 		v := atomic.LoadUint32(r.wakeSeq)
@@ -540,13 +738,16 @@ func (r *Reader) Next(ctx context.Context) (Sample, error) {
 		if s, ok, err := r.TryNext(); ok || err != nil {
 			return s, err
 		}
-		if atomic.LoadUint32(r.closed) != 0 {
-			continue // checkEnd drains and reports it
-		}
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, r.interrupt)
 		}
 		timeout := r.cfg.LivenessInterval
+		if atomic.LoadUint32(r.closed) != 0 {
+			// Closed but not gone yet: it is releasing the ring, which
+			// takes a moment. A flag set on a live ring (corrupt) costs
+			// a thousand looks a second, not a busy loop.
+			timeout = min(timeout, time.Millisecond)
+		}
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, max(time.Until(dl), 0))
 		}
@@ -557,58 +758,95 @@ func (r *Reader) Next(ctx context.Context) (Sample, error) {
 }
 
 // interrupt wakes this reader (and, harmlessly, other sleepers) when its
-// context is done.
+// context is done. It may run in any goroutine; Close waits for it.
 func (r *Reader) interrupt() {
+	r.life.Lock()
+	defer r.life.Unlock()
+	if r.done.Load() || r.wakeSeq == nil {
+		return
+	}
 	atomic.AddUint32(r.wakeSeq, 1)
 	sys.FutexWake(r.wakeSeq)
 }
 
 // Cancel makes a Next that is waiting, and every later one, return
-// ErrCanceled. Unlike the other methods it may be called from any
-// goroutine, but not after Close (which unmaps what it touches).
+// ErrCanceled. It may be called from any goroutine, also after Close.
 func (r *Reader) Cancel() {
-	atomic.StoreUint32(&r.canceled, 1)
+	r.canceled.Store(true)
 	r.Interrupt()
 }
 
 // Interrupt makes a Next that is waiting, or the next one to wait, check
 // at once whether the writer is still alive, instead of at the next
-// liveness interval. Unlike the other methods it may be called from any
-// goroutine, for example by one that saw the writer's control connection
-// close, but not after Close (which unmaps what it touches).
+// liveness interval. It may be called from any goroutine, also after
+// Close.
 func (r *Reader) Interrupt() {
-	atomic.StoreUint32(&r.checkNow, 1)
-	if r.wakeSeq != nil {
-		r.interrupt()
+	r.checkNow.Store(true)
+	r.interrupt()
+}
+
+// WriterGone tells the reader that the writer is gone: a Next then
+// delivers what is left and returns ErrWriterClosed, if the writer closed
+// the ring, or ErrWriterDead. Whoever tracks the writer calls it (package
+// bus, when the publisher's control connection ends): an anonymous ring
+// has no other sign of its writer's death that a reader could trust. For
+// a named ring the writer's lock decides, and WriterGone adds to it. It
+// may be called from any goroutine, also after Close.
+func (r *Reader) WriterGone() {
+	r.gone.Store(true)
+	r.Interrupt()
+}
+
+// writerGone reports whether the writer is gone: told so, or (a named
+// ring) its lock on the ring file released.
+func (r *Reader) writerGone() (bool, error) {
+	if r.gone.Load() {
+		return true, nil
 	}
+	if !r.locked {
+		return false, nil
+	}
+	fd := r.fd.Load()
+	if fd < 0 {
+		return false, ErrClosed
+	}
+	alive, err := sys.Locked(int(fd), lockWriter)
+	if err != nil {
+		return false, fmt.Errorf("ring: query writer lock: %w", err)
+	}
+	return !alive, nil
 }
 
 // checkEnd returns the error that ends a wait: the context's, or the
 // writer's closing or death (ErrWriterClosed, ErrWriterDead), which the
-// caller confirms with one more look at the ring.
+// caller confirms with one more look at the ring. The closed flag alone
+// ends nothing: only a writer that is gone, as its lock or its owner
+// says, can publish no more.
 func (r *Reader) checkEnd(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if atomic.LoadUint32(&r.canceled) != 0 {
+	if r.done.Load() {
+		return ErrClosed
+	}
+	if r.canceled.Load() {
 		return ErrCanceled
 	}
 	if r.end != nil {
 		return r.end
 	}
-	if atomic.LoadUint32(r.closed) != 0 {
-		return ErrWriterClosed
-	}
+	closed := atomic.LoadUint32(r.closed) != 0
 	now := clock.Mono()
-	if now-r.lastCheck < int64(r.cfg.LivenessInterval) && atomic.SwapUint32(&r.checkNow, 0) == 0 {
+	if !closed && now-r.lastCheck < int64(r.cfg.LivenessInterval) && !r.checkNow.Swap(false) {
 		return nil
 	}
 	r.lastCheck = now
-	if alive, err := sys.Locked(r.fd, lockWriter); err == nil && !alive {
-		if atomic.LoadUint32(r.closed) != 0 {
-			return ErrWriterClosed
-		}
-		return ErrWriterDead
+	gone, err := r.writerGone()
+	if err != nil || !gone {
+		return nil
 	}
-	return nil
+	if closed {
+		return ErrWriterClosed
+	}
+	return ErrWriterDead
 }

@@ -434,7 +434,7 @@ func TestRemoveStaleRefusesForeignFiles(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	dir := testDir(t)
 	bad := []Config{
-		{Dir: dir, Name: "", SlotSize: 16, Slots: 8},
+		{Dir: dir, Name: "", SlotSize: 16, Slots: 8}, // a Dir for an anonymous ring
 		{Dir: dir, Name: ".hidden", SlotSize: 16, Slots: 8},
 		{Dir: dir, Name: "a/b", SlotSize: 16, Slots: 8},
 		{Dir: dir, Name: "x" + WakeSuffix, SlotSize: 16, Slots: 8},
@@ -443,7 +443,7 @@ func TestConfigValidation(t *testing.T) {
 		{Dir: dir, Name: "ok", SlotSize: 16, Slots: 6},
 		{Dir: dir, Name: "ok", SlotSize: 16, Slots: 0},
 		{Dir: dir, Name: "ok", SlotSize: MaxSlotSize, Slots: 1024},
-		{Dir: dir, Name: "ok", SlotSize: 16, Slots: 8, Mode: 0o200},
+		{Dir: dir, Name: "ok", SlotSize: 16, Slots: 8, Perm: 0o200},
 		{Dir: dir, Name: "ok", SlotSize: 16, Slots: 8, SchemaName: "bad\nname"},
 	}
 	for _, c := range bad {
@@ -459,7 +459,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestModes(t *testing.T) {
 	dir := testDir(t)
-	w := mustCreate(t, Config{Dir: dir, Name: "mode", SlotSize: 16, Slots: 8, Mode: 0o640})
+	w := mustCreate(t, Config{Dir: dir, Name: "mode", SlotSize: 16, Slots: 8, Perm: 0o640})
 	defer w.Close()
 	for name, want := range map[string]os.FileMode{"mode": 0o640, "mode" + WakeSuffix: 0o660} {
 		st, err := os.Stat(filepath.Join(dir, name))
@@ -664,11 +664,12 @@ func TestPublishedCountsACommittedSampleBeyondTheCursor(t *testing.T) {
 	w.Publish(payload(1, 16))
 	// Sample 2, committed by hand without the cursor update.
 	s := w.slot(2)
-	seq := w.begin(s)
+	seq := w.begin(s, 2)
 	copy(s.data(16), payload(2, 16))
 	s.setLength(16)
 	s.setIndex(2)
-	atomic.StoreUint32(s.seq(), evenAfter(seq))
+	w.seqs[2] = evenAfter(seq)
+	atomic.StoreUint32(s.seq(), w.seqs[2])
 	if st, _ := r.Status(); st.Published != 3 {
 		t.Fatalf("Published = %d, want 3 (two counted by the cursor, one complete in its slot)", st.Published)
 	}

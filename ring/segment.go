@@ -66,9 +66,13 @@ func parseStartTime(b []byte) (uint64, error) {
 	return strconv.ParseUint(f[starttime], 10, 64)
 }
 
-// newFile creates an unnamed, locked file of size bytes in dir, mapped
-// read-write. The caller initialises it and then links it with install.
+// newFile creates an unnamed, locked file of size bytes in dir, with its
+// memory reserved, mapped read-write. The caller initialises it and then
+// links it with install.
 func newFile(dir string, perm os.FileMode, size int) (fd int, mem []byte, err error) {
+	if err := checkMemory(size); err != nil {
+		return -1, nil, err
+	}
 	fd, err = sys.CreateUnnamed(dir, uint32(perm.Perm()))
 	if err != nil {
 		return -1, nil, err
@@ -83,14 +87,67 @@ func newFile(dir string, perm os.FileMode, size int) (fd int, mem []byte, err er
 	if err := sys.TryLock(fd, lockWriter); err != nil {
 		return -1, nil, fmt.Errorf("lock new segment: %w", err)
 	}
-	if err := sys.Truncate(fd, int64(size)); err != nil {
-		return -1, nil, fmt.Errorf("size new segment to %d bytes: %w", size, err)
+	if err := reserve(fd, size, "the file system of "+dir); err != nil {
+		return -1, nil, err
 	}
 	mem, err = sys.Mmap(fd, size, true)
 	if err != nil {
 		return -1, nil, err
 	}
 	return fd, mem, nil
+}
+
+// newMemfd creates an anonymous memory file of size bytes with its memory
+// reserved, mapped read-write. The caller initialises it and then seals it.
+func newMemfd(name string, size int) (fd int, mem []byte, err error) {
+	if err := checkMemory(size); err != nil {
+		return -1, nil, err
+	}
+	fd, err = sys.MemfdCreate(name)
+	if err != nil {
+		return -1, nil, err
+	}
+	defer func() {
+		if err != nil {
+			sys.Close(fd)
+		}
+	}()
+	if err := reserve(fd, size, "this process's memory"); err != nil {
+		return -1, nil, err
+	}
+	mem, err = sys.Mmap(fd, size, true)
+	if err != nil {
+		return -1, nil, err
+	}
+	return fd, mem, nil
+}
+
+// checkMemory refuses a segment larger than the memory this process may
+// still use. Reserving it anyway would not fail inside a memory cgroup: it
+// would summon the OOM killer.
+func checkMemory(size int) error {
+	free, limit := sys.MemoryHeadroom()
+	if uint64(size) > free {
+		return &MemoryError{Need: uint64(size), Free: free, Limit: limit}
+	}
+	return nil
+}
+
+// reserve sizes the file fd to size bytes and allocates its memory now, so
+// that no later touch of the mapping can fault for want of memory (a file
+// only truncated to size would SIGBUS at the first store to a page tmpfs
+// cannot back).
+func reserve(fd, size int, where string) error {
+	if err := sys.Truncate(fd, int64(size)); err != nil {
+		return fmt.Errorf("size new segment to %d bytes: %w", size, err)
+	}
+	if err := sys.Fallocate(fd, int64(size)); err != nil {
+		if errors.Is(err, sys.ENOSPC) || errors.Is(err, sys.ENOMEM) {
+			return &MemoryError{Need: uint64(size), Limit: where, Err: err}
+		}
+		return fmt.Errorf("reserve %d bytes for a new segment: %w", size, err)
+	}
+	return nil
 }
 
 // install links the unnamed file fd at path. A file already there is

@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	"github.com/sensorbus/sensorbus/internal/sys"
 )
 
 // WriterState says whether a ring's writer is still there.
 type WriterState int
 
 const (
-	// WriterAlive: the writer process holds the ring's writer lock.
+	// WriterAlive: the writer is there (for a named ring: it holds the
+	// ring's writer lock).
 	WriterAlive WriterState = iota
 	// WriterClosed: the writer closed the ring gracefully.
 	WriterClosed
@@ -49,28 +48,30 @@ type Status struct {
 	ProcessAlive bool
 }
 
-// Status reports the state of the ring's writer.
-func (r *Reader) Status() (Status, error) {
-	if r.done {
+// Status reports the state of the ring's writer: WriterAlive until it is
+// gone (its lock released, for a named ring; WriterGone called, for an
+// anonymous one), then WriterClosed if it closed the ring, else WriterDead.
+func (r *Reader) Status() (st Status, err error) {
+	if r.done.Load() {
 		return Status{}, ErrClosed
 	}
-	st := Status{
-		Published:    r.published(),
-		HeartbeatAge: beatAge(r.beat),
-	}
-	start, err := processStart(r.hdr.WriterPID)
-	st.ProcessAlive = err == nil && start == r.hdr.WriterStart
-	locked, err := sys.Locked(r.fd, lockWriter)
-	if err != nil {
-		return st, fmt.Errorf("ring: query writer lock: %w", err)
-	}
-	switch {
-	case atomic.LoadUint32(r.closed) != 0:
-		st.State = WriterClosed
-	case locked:
-		st.State = WriterAlive
-	default:
-		st.State = WriterDead
-	}
-	return st, nil
+	err = r.guard(func() error {
+		st.Published = r.published()
+		st.HeartbeatAge = beatAge(r.beat)
+		gone, err := r.writerGone()
+		switch {
+		case err != nil:
+			return err
+		case !gone:
+			st.State = WriterAlive
+		case atomic.LoadUint32(r.closed) != 0:
+			st.State = WriterClosed
+		default:
+			st.State = WriterDead
+		}
+		return nil
+	})
+	start, perr := processStart(r.hdr.WriterPID)
+	st.ProcessAlive = perr == nil && start == r.hdr.WriterStart
+	return st, err
 }

@@ -25,3 +25,10 @@ func storeRelease(p *uint32, v uint32)
 //
 //go:noescape
 func readFence(local *uint32)
+
+// storeFence orders every earlier store, non-temporal ones included,
+// before every later store (SFENCE). Plain stores need no fence on x86;
+// non-temporal ones, which memmove uses for large copies, do.
+//
+//go:noescape
+func storeFence()

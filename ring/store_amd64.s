@@ -10,3 +10,8 @@ TEXT ·storeRelease(SB), NOSPLIT, $0-12
 // func readFence(local *uint32)
 TEXT ·readFence(SB), NOSPLIT, $0-8
 	RET // TSO orders loads; the call stops the compiler
+
+// func storeFence()
+TEXT ·storeFence(SB), NOSPLIT, $0-0
+	SFENCE // non-temporal stores are ordered only by a fence
+	RET

@@ -14,3 +14,7 @@ func storeRelease(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
 // the earlier loads pass the STLR; on 32-bit ARM its leading DMB orders
 // them (see shm_unsafe.go).
 func readFence(local *uint32) { atomic.StoreUint32(local, 0) }
+
+// storeFence is needed only on amd64, whose memmove may use non-temporal
+// stores; elsewhere the writer's fences already order every store.
+func storeFence() {}

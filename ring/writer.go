@@ -1,10 +1,14 @@
 package ring
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,11 +19,19 @@ import (
 // Writer publishes samples into a ring. It never waits for readers: each
 // sample overwrites the oldest slot.
 //
-// A Writer is owned by one goroutine: Publish, Reserve, Commit, Abort,
-// Heartbeat and Close must not be called concurrently.
+// Publish, Reserve, Commit, Abort, Skip and Prefault belong to one
+// goroutine, the writer's. Close, Heartbeat, Status, ReaderFiles, Header,
+// SlotSize and Path may be called from any goroutine, also while the
+// writer's goroutine publishes: Close then waits for nothing, and a
+// Publish running meanwhile completes into memory that is no longer the
+// ring's (see Close). After Close every method returns ErrClosed or does
+// nothing; none touches the ring.
+//
+// The writer keeps what it needs (cursor, each slot's sequence) in its own
+// memory and only ever stores to the ring, so nothing in the ring, whoever
+// changed it, can make it misbehave.
 type Writer struct {
-	path, wakePath string
-	fd, wakeFD     int
+	path, wakePath string // "" for an anonymous ring
 	mem, wakeMem   []byte
 	geo            geometry
 	hdr            Header
@@ -28,34 +40,35 @@ type Writer struct {
 	cursor    split64 // samples published, shared
 	heartbeat *uint32 // ms, see layout.go
 	closedW   *uint32
-	waiting   *uint32 // in the wake file
-	wakeSeq   *uint32 // in the wake file
+	waiting   *uint32 // in the wake area
+	wakeSeq   *uint32 // in the wake area
 
-	next      uint64 // samples published; the writer's own copy of cursor
-	ahead     bool   // prefetch the slot prefetchDistance samples ahead
-	lastBeat  int64  // Mono of the last heartbeat Publish stored
+	seqs      []uint32 // each slot's sequence as last stored
+	next      uint64   // samples published; the writer's own copy of cursor
+	ahead     bool     // prefetch the slot prefetchDistance samples ahead
+	lastBeat  int64    // Mono of the last heartbeat Publish stored
 	beatEvery int64
 	reserved  bool
 	fence     uint32 // process-local word for writeFence
-	closed    bool
+
+	closed   atomic.Bool
+	mu       sync.Mutex // orders Close with ReaderFiles
+	fd       int        // under mu; -1 once closed
+	wakeFD   int        // under mu
+	released bool       // under mu
 }
 
 // Create makes a new ring as described by cfg and returns its Writer.
-// If a live writer already owns cfg.Name it fails with a *BusyError
-// (errors.Is ErrBusy); the files of a dead writer are replaced.
+// For a named ring, if a live writer already owns cfg.Name it fails with a
+// *BusyError (errors.Is ErrBusy); the files of a dead writer are replaced.
+// A ring larger than the memory the process may still use fails with a
+// *MemoryError (errors.Is ErrNoMemory): its memory is reserved here, so a
+// ring that was created never faults for want of memory later.
 func Create(cfg Config) (*Writer, error) {
 	page := sys.PageSize()
 	geo, err := cfg.validate(page)
 	if err != nil {
 		return nil, err
-	}
-	dir := cfg.Dir
-	if dir == "" {
-		dir = DefaultDir
-	}
-	mode := cfg.Mode
-	if mode == 0 {
-		mode = 0o600
 	}
 	gen, err := newGeneration()
 	if err != nil {
@@ -64,15 +77,14 @@ func Create(cfg Config) (*Writer, error) {
 	pid := os.Getpid()
 	start, err := processStart(pid)
 	if err != nil {
-		return nil, errorf("read own start time: %v", err)
+		return nil, fmt.Errorf("ring: read own start time: %w", err)
 	}
 	w := &Writer{
-		path:     filepath.Join(dir, cfg.Name),
-		wakePath: filepath.Join(dir, cfg.Name+WakeSuffix),
-		fd:       -1,
-		wakeFD:   -1,
-		geo:      geo,
-		mask:     uint64(geo.slotCount - 1),
+		fd:     -1,
+		wakeFD: -1,
+		geo:    geo,
+		mask:   uint64(geo.slotCount - 1),
+		seqs:   make([]uint32, geo.slotCount),
 		hdr: Header{
 			SlotSize:          geo.slotSize,
 			Slots:             geo.slotCount,
@@ -84,65 +96,119 @@ func Create(cfg Config) (*Writer, error) {
 			WriterStart:       start,
 			Size:              geo.totalSize,
 		},
-		beatEvery: int64(cfg.HeartbeatInterval),
-	}
-	if w.beatEvery == 0 {
-		w.beatEvery = int64(100 * time.Millisecond)
+		beatEvery: int64(cmp.Or(cfg.HeartbeatInterval, DefaultHeartbeatInterval)),
 	}
 	if hasPrefetchW && geo.slotCount >= 4*prefetchDistance {
 		w.ahead = true
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			w.release()
-		}
-	}()
-
-	w.wakeFD, w.wakeMem, err = newFile(dir, wakeMode(mode), page)
-	if err != nil {
-		return nil, errorf("create wake file in %s: %v", dir, err)
+	if cfg.Name == "" {
+		err = w.createAnonymous(page)
+	} else {
+		err = w.createNamed(cfg, page)
 	}
+	if err != nil {
+		w.release()
+		return nil, err
+	}
+	return w, nil
+}
+
+// createAnonymous makes the ring and its wake area as sealed memory files.
+// The ring is sealed against shrinking, growing and any new write access:
+// only this writer's mapping, made before the seal, can change it. The
+// wake area stays writable (blocking readers store their request for a
+// wake-up there) but cannot change size, so no process can make another
+// one fault on it.
+func (w *Writer) createAnonymous(page int) (err error) {
+	w.wakeFD, w.wakeMem, err = newMemfd("sensorbus-wake", page)
+	if err != nil {
+		return fmt.Errorf("ring: create wake area: %w", err)
+	}
+	w.initWake()
+	// memfds are made 0777; 0600 keeps other users from re-opening one
+	// they were handed through /proc (the seals would stop them anyway).
+	if err := sys.Fchmod(w.wakeFD, 0o600); err != nil {
+		return fmt.Errorf("ring: chmod wake area: %w", err)
+	}
+	if err := sys.AddSeals(w.wakeFD, sys.SealShrink|sys.SealGrow|sys.SealSeal); err != nil {
+		return fmt.Errorf("ring: seal wake area: %w", err)
+	}
+	w.fd, w.mem, err = newMemfd("sensorbus-ring", w.geo.totalSize)
+	if err != nil {
+		return fmt.Errorf("ring: create ring: %w", err)
+	}
+	w.initRing()
+	if err := sys.Fchmod(w.fd, 0o600); err != nil {
+		return fmt.Errorf("ring: chmod ring: %w", err)
+	}
+	if err := sys.AddSeals(w.fd, sys.SealShrink|sys.SealGrow|sys.SealFutureWrite|sys.SealSeal); err != nil {
+		return fmt.Errorf("ring: seal ring: %w", err)
+	}
+	return nil
+}
+
+// createNamed makes the ring and wake files in cfg.Dir and gives them
+// their names.
+func (w *Writer) createNamed(cfg Config, page int) (err error) {
+	dir := cmp.Or(cfg.Dir, DefaultDir)
+	perm := cmp.Or(cfg.Perm, DefaultPerm)
+	path, wakePath := filepath.Join(dir, cfg.Name), filepath.Join(dir, cfg.Name+WakeSuffix)
+	w.wakeFD, w.wakeMem, err = newFile(dir, wakePerm(perm), page)
+	if err != nil {
+		return fmt.Errorf("ring: create wake file in %s: %w", dir, err)
+	}
+	w.initWake()
+	w.fd, w.mem, err = newFile(dir, perm, w.geo.totalSize)
+	if err != nil {
+		return fmt.Errorf("ring: create segment in %s: %w", dir, err)
+	}
+	w.initRing()
+
+	// The wake file first: once the ring file has its name, readers find
+	// everything in place. A live writer holds its wake file locked too,
+	// so a busy topic is refused here.
+	if err := install(w.wakeFD, wakePath); err != nil {
+		var be *BusyError
+		if errors.As(err, &be) {
+			// The pid is in the ring file's header, not the wake file's.
+			be.Path, be.PID = path, pidOf(path)
+		}
+		return err
+	}
+	w.wakePath = wakePath
+	if err := install(w.fd, path); err != nil {
+		return err
+	}
+	w.path = path
+	return nil
+}
+
+func (w *Writer) initWake() {
 	copy(w.wakeMem[offWakeMagic:], wakeMagic)
 	binary.LittleEndian.PutUint32(w.wakeMem[offWakeVersion:], version)
-	binary.LittleEndian.PutUint64(w.wakeMem[offWakeGen:], gen)
+	binary.LittleEndian.PutUint64(w.wakeMem[offWakeGen:], w.hdr.Generation)
 	w.waiting = u32(w.wakeMem, offWaiting)
 	w.wakeSeq = u32(w.wakeMem, offWakeSeq)
+}
 
-	w.fd, w.mem, err = newFile(dir, mode, geo.totalSize)
-	if err != nil {
-		return nil, errorf("create segment in %s: %v", dir, err)
-	}
-	writeHeader(w.mem, geo, &w.hdr)
+func (w *Writer) initRing() {
+	writeHeader(w.mem, w.geo, &w.hdr)
 	w.cursor = newSplit64(w.mem, offCursor)
 	w.heartbeat = u32(w.mem, offHeartbeat)
 	w.closedW = u32(w.mem, offClosed)
 	w.lastBeat = clock.Mono()
 	storeBeat(w.heartbeat, w.lastBeat)
-
-	// The wake file first: once the ring file has its name, readers find
-	// everything in place. A live writer holds its wake file locked too,
-	// so a busy topic is refused here.
-	if err := install(w.wakeFD, w.wakePath); err != nil {
-		w.wakePath = "" // not ours to unlink
-		var be *BusyError
-		if errors.As(err, &be) {
-			// The pid is in the ring file's header, not the wake file's.
-			be.Path, be.PID = w.path, pidOf(w.path)
-		}
-		return nil, err
-	}
-	if err := install(w.fd, w.path); err != nil {
-		w.path = ""
-		return nil, err
-	}
-	ok = true
-	return w, nil
 }
 
-// release unlinks the names this writer installed, unmaps and closes.
+// release unlinks the names this writer installed, takes the ring's memory
+// away from this process and closes the descriptors (releasing the locks).
 // Holding the writer lock, it cannot race another writer or a remover.
+// The mappings are replaced by private memory rather than unmapped, so
+// that a Publish still running in the writer's goroutine never faults;
+// the address range is unmapped once the Writer is garbage.
 func (w *Writer) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, f := range []struct {
 		path string
 		fd   int
@@ -151,23 +217,46 @@ func (w *Writer) release() {
 			sys.Unlink(f.path)
 		}
 	}
-	if w.mem != nil {
-		sys.Munmap(w.mem)
-		w.mem = nil
+	if w.released {
+		return
 	}
-	if w.wakeMem != nil {
-		sys.Munmap(w.wakeMem)
-		w.wakeMem = nil
+	w.released = true
+	if kept := [2][]byte{retire(w.mem), retire(w.wakeMem)}; kept[0] != nil || kept[1] != nil {
+		runtime.AddCleanup(w, unmap, kept)
 	}
 	for _, fd := range []int{w.fd, w.wakeFD} {
 		if fd >= 0 {
-			sys.Close(fd) // releases the locks
+			sys.Close(fd)
 		}
 	}
 	w.fd, w.wakeFD = -1, -1
 }
 
-// Path returns the ring file's path.
+// retire makes the mapping m private memory of this process: whatever
+// still reads or writes it is cut off from the ring and never faults. It
+// returns m, to be unmapped later. Should the kernel refuse, m is unmapped
+// at once (better a fault in a caller that broke the rules than a ring
+// kept mapped) and retire returns nil.
+func retire(m []byte) []byte {
+	if m == nil {
+		return nil
+	}
+	if err := sys.RemapAnonymous(m); err != nil {
+		sys.Munmap(m)
+		return nil
+	}
+	return m
+}
+
+func unmap(ms [2][]byte) {
+	for _, m := range ms {
+		if m != nil {
+			sys.Munmap(m)
+		}
+	}
+}
+
+// Path returns a named ring's file path; "" for an anonymous ring.
 func (w *Writer) Path() string { return w.path }
 
 // Header returns the ring's static description.
@@ -176,7 +265,7 @@ func (w *Writer) Header() Header { return w.hdr }
 // Prefault faults in every page of the ring, so that publishing takes no
 // page fault. Call it before a real-time loop (with rt.LockMemory).
 func (w *Writer) Prefault() error {
-	if w.closed {
+	if w.closed.Load() {
 		return ErrClosed
 	}
 	return sys.Prefault(w.mem, true)
@@ -185,12 +274,37 @@ func (w *Writer) Prefault() error {
 // SlotSize returns the largest payload a sample may have.
 func (w *Writer) SlotSize() int { return w.geo.slotSize }
 
-// Published returns the number of samples published so far.
+// Published returns the number of samples published so far. It belongs to
+// the writer's goroutine; from others, use Status.
 func (w *Writer) Published() uint64 { return w.next }
+
+// WriterStatus is what Writer.Status reports.
+type WriterStatus struct {
+	Published uint64 // samples published, as readers see the cursor
+	Closed    bool
+}
+
+// Status reports the ring as readers see it. Unlike Published it may be
+// called from any goroutine.
+func (w *Writer) Status() WriterStatus {
+	if w.closed.Load() {
+		return WriterStatus{Closed: true}
+	}
+	// The cursor is the writer's own store; a load of it races with
+	// nothing but a Close, whose retired mapping reads as zero.
+	return WriterStatus{Published: w.cursor.load()}
+}
 
 func (w *Writer) slot(i uint64) slotRef {
 	return slotAt(w.mem, headerSize+int(i&w.mask)*w.geo.slotStride)
 }
+
+// Payloads of at least ntBytes may be copied with non-temporal stores
+// (Go's memmove on amd64 uses them from 1 MiB), which x86 does not order
+// after earlier stores: without a store fence a reader could see new
+// payload bytes before the odd sequence that announces them, and accept a
+// torn sample. The fence costs far less than such a copy.
+const ntBytes = 64 << 10
 
 // Publish copies p into the next slot and makes it visible to readers.
 // A p larger than the slot gives ErrTooLarge and writes nothing.
@@ -200,28 +314,36 @@ func (w *Writer) Publish(p []byte) error {
 	if len(p) > w.geo.slotSize {
 		return ErrTooLarge
 	}
-	if w.reserved || w.closed {
+	if w.reserved || w.closed.Load() {
 		return w.stateErr()
 	}
+	i := w.next & w.mask
 	s := w.slot(w.next)
-	seq := w.begin(s)
+	seq := w.begin(s, i)
+	if len(p) >= ntBytes {
+		storeFence()
+	}
 	copy(s.data(len(p)), p)
-	w.commit(s, seq, len(p))
+	w.commit(s, i, seq, len(p))
 	return nil
 }
 
 // Reserve opens the next slot for writing in place and returns its whole
 // payload area (Header().SlotSize bytes). Readers of that slot wait until
-// Commit or Abort. Write at most that many bytes, then Commit(n).
+// Commit or Abort. Write at most that many bytes, then Commit(n). The
+// area must not be used after Commit, Abort or Close.
 //
 // The slot's previous sample is gone from the moment of Reserve; after an
 // Abort readers that had not read it count it as lost.
 func (w *Writer) Reserve() ([]byte, error) {
-	if w.reserved || w.closed {
+	if w.reserved || w.closed.Load() {
 		return nil, w.stateErr()
 	}
 	s := w.slot(w.next)
-	w.begin(s)
+	w.begin(s, w.next&w.mask)
+	if w.geo.slotSize >= ntBytes {
+		storeFence()
+	}
 	w.reserved = true
 	return s.data(w.geo.slotSize), nil
 }
@@ -235,8 +357,14 @@ func (w *Writer) Commit(n int) error {
 		return ErrTooLarge
 	}
 	w.reserved = false
-	s := w.slot(w.next)
-	w.commit(s, atomic.LoadUint32(s.seq())-1, n)
+	if w.closed.Load() {
+		return ErrClosed
+	}
+	i := w.next & w.mask
+	if w.geo.slotSize >= ntBytes {
+		storeFence() // the caller's copy may have been non-temporal too
+	}
+	w.commit(w.slot(w.next), i, w.seqs[i]-1, n)
 	return nil
 }
 
@@ -247,21 +375,63 @@ func (w *Writer) Abort() error {
 		return ErrNoReservation
 	}
 	w.reserved = false
+	if w.closed.Load() {
+		return ErrClosed
+	}
+	i := w.next & w.mask
 	s := w.slot(w.next)
-	odd := atomic.LoadUint32(s.seq())
-	if odd == 1 {
+	if odd := w.seqs[i]; odd == 1 {
 		// The slot was never written: it goes back to empty. A reader
 		// that saw seq 0 read nothing, so the reuse of 0 is harmless.
-		atomic.StoreUint32(s.seq(), 0)
+		w.seqs[i] = 0
+	} else {
+		s.setLength(voidLen) // index stays: the lost sample is the old one
+		w.seqs[i] = evenAfter(odd - 1)
+	}
+	storeRelease(s.seq(), w.seqs[i])
+	return nil
+}
+
+// Skip accounts the next n samples as lost without publishing them:
+// readers count them in Sample.Lost and their lost totals, as if they had
+// been overwritten. It serves writers that relay samples from elsewhere
+// (a bridge, a replay) and know that some never reached them. It costs a
+// slot write per skipped sample, at most a ring's worth: a reader wanting
+// a sample further back finds its slot holding a newer one and counts the
+// gap as lost all the same.
+func (w *Writer) Skip(n uint64) error {
+	if w.reserved || w.closed.Load() {
+		return w.stateErr()
+	}
+	if n == 0 {
 		return nil
 	}
-	s.setLength(voidLen) // index stays: the lost sample is the old one
-	atomic.StoreUint32(s.seq(), evenAfter(odd-1))
+	prev := w.next
+	if slots := uint64(w.geo.slotCount); n > slots {
+		w.next += n - slots
+		n = slots
+	}
+	now := clock.Mono()
+	for range n {
+		i := w.next & w.mask
+		s := w.slot(w.next)
+		seq := w.begin(s, i)
+		s.setLength(voidLen)
+		s.setIndex(w.next)
+		s.setTime(now)
+		w.seqs[i] = evenAfter(seq)
+		storeRelease(s.seq(), w.seqs[i]) // release: length and index are visible before the even seq
+		w.next++
+	}
+	w.cursor.store(w.next, prev)
+	if atomic.LoadUint32(w.waiting) != 0 {
+		w.wake()
+	}
 	return nil
 }
 
 func (w *Writer) stateErr() error {
-	if w.closed {
+	if w.closed.Load() {
 		return ErrClosed
 	}
 	return ErrReserved
@@ -276,22 +446,25 @@ func evenAfter(seq uint32) uint32 {
 	return seq + 2
 }
 
-// begin marks slot s as being written and returns its previous sequence.
-func (w *Writer) begin(s slotRef) uint32 {
-	seq := atomic.LoadUint32(s.seq()) // only this writer stores it
-	storeRelease(s.seq(), seq+1)      // odd: readers of this slot retry from here on
-	writeFence(&w.fence)              // the odd seq is visible before any payload store
+// begin marks slot s (index i) as being written and returns its previous
+// sequence.
+func (w *Writer) begin(s slotRef, i uint64) uint32 {
+	seq := w.seqs[i]
+	w.seqs[i] = seq + 1
+	storeRelease(s.seq(), seq+1) // odd: readers of this slot retry from here on
+	writeFence(&w.fence)         // the odd seq is visible before any payload store
 	return seq
 }
 
 // commit fills in slot s's metadata, closes the seqlock, advances the
 // cursor and wakes sleeping readers.
-func (w *Writer) commit(s slotRef, seq uint32, n int) {
+func (w *Writer) commit(s slotRef, i uint64, seq uint32, n int) {
 	now := clock.Mono()
 	s.setLength(uint32(n))
 	s.setIndex(w.next)
 	s.setTime(now)
-	storeRelease(s.seq(), evenAfter(seq)) // release: payload and metadata are visible before the even seq
+	w.seqs[i] = evenAfter(seq)
+	storeRelease(s.seq(), w.seqs[i]) // release: payload and metadata are visible before the even seq
 
 	prev := w.next
 	w.next++
@@ -351,11 +524,11 @@ func (w *Writer) wake() {
 
 // Heartbeat records that the writer is alive. Publish does it too; call it
 // at least every heartbeat interval while not publishing, so readers can
-// tell a quiet writer from a hung one. Unlike the other methods it is safe
-// to call from any goroutine, concurrently with Publish.
+// tell a quiet writer from a hung one. It may be called from any
+// goroutine, concurrently with Publish and Close.
 func (w *Writer) Heartbeat() {
-	if w.heartbeat != nil {
-		storeBeat(w.heartbeat, clock.Mono())
+	if !w.closed.Load() {
+		storeBeat(w.heartbeat, clock.Mono()) // after a concurrent Close: into retired memory
 	}
 }
 
@@ -372,10 +545,16 @@ func beatAge(p *uint32) time.Duration {
 }
 
 // ReaderFiles opens the ring again for a reader in another process, as a
-// read-only file and a read-write wake file, for passing over a Unix
-// socket. The caller closes them.
+// read-only ring and a read-write wake area, for passing over a Unix
+// socket. The caller closes them. What a reader can do with them: map and
+// read the ring; store to the wake area, which at worst wakes readers late
+// or for nothing. For an anonymous ring it cannot change either's size,
+// write the ring or map it writable (the seals forbid it even to the
+// writer's own uid), and no lock it takes means anything to anyone.
 func (w *Writer) ReaderFiles() (ringFile, wakeFile *os.File, err error) {
-	if w.closed {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fd < 0 {
 		return nil, nil, ErrClosed
 	}
 	rfd, err := sys.Reopen(w.fd, false)
@@ -387,21 +566,25 @@ func (w *Writer) ReaderFiles() (ringFile, wakeFile *os.File, err error) {
 		sys.Close(rfd)
 		return nil, nil, err
 	}
-	return os.NewFile(uintptr(rfd), w.path), os.NewFile(uintptr(wfd), w.wakePath), nil
+	name, wakeName := w.path, w.wakePath
+	if name == "" {
+		name, wakeName = "sensorbus-ring", "sensorbus-wake"
+	}
+	return os.NewFile(uintptr(rfd), name), os.NewFile(uintptr(wfd), wakeName), nil
 }
 
-// Close marks the ring closed, wakes sleeping readers, removes the files'
-// names, and releases the mapping and locks. Readers still attached drain
-// what is left and then get ErrWriterClosed.
+// Close marks the ring closed, wakes sleeping readers, removes a named
+// ring's files, and releases the ring and the locks. Readers still
+// attached drain what is left and then get ErrWriterClosed (a named ring)
+// or end when told the writer is gone (an anonymous one, see
+// Reader.WriterGone). An open reservation is dropped. Close may be called
+// from any goroutine: a Publish running meanwhile in the writer's own
+// finishes into memory that is no longer the ring's.
 func (w *Writer) Close() error {
-	if w.closed {
+	if w.closed.Swap(true) {
 		return ErrClosed
 	}
-	if w.reserved {
-		w.Abort()
-	}
-	w.closed = true
-	atomic.StoreUint32(w.closedW, 1) // after the last cursor store: a reader seeing it sees every sample
+	atomic.StoreUint32(w.closedW, 1) // after the last cursor store of a Publish that returned: a reader seeing it sees every sample
 	w.wake()
 	w.release()
 	return nil

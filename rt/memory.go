@@ -32,7 +32,7 @@ func LockMemory(onFault bool) error {
 	return fmt.Errorf("rt: mlockall: %w", err)
 }
 
-var errNOMEM error = errNoMem()
+var errNOMEM error = sys.ENOMEM
 
 // UnlockMemory undoes LockMemory.
 func UnlockMemory() error { return sys.UnlockMemory() }

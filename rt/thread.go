@@ -69,12 +69,15 @@ func Run(t Thread, fn func(tid int) error) error {
 			done <- fmt.Errorf("rt: read affinity of thread %d: %w", tid, err)
 			return
 		}
+		// The result is sent only after the thread is restored: once
+		// Run returns, the thread is back as it was.
+		var ferr error
+		defer func() { done <- ferr }()
 		defer restore(tid, t, orig)
-		if err := setup(tid, t); err != nil {
-			done <- err
+		if ferr = setup(tid, t); ferr != nil {
 			return
 		}
-		done <- fn(tid)
+		ferr = fn(tid)
 	}()
 	return <-done
 }

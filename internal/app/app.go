@@ -22,6 +22,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/sys"
+	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
 )
@@ -47,13 +48,13 @@ func Code(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, bus.ErrInvalid), errors.Is(err, ring.ErrInvalidConfig):
 		return ExitUsage
 	case errors.Is(err, schema.ErrSchemaMismatch):
 		return ExitSchema
 	case errors.Is(err, bus.ErrPermission), errors.Is(err, rt.ErrNotPermitted), errors.Is(err, os.ErrPermission):
 		return ExitPermission
-	case errors.Is(err, bus.ErrNoPublisher):
+	case errors.Is(err, bus.ErrNoPublisher), errors.Is(err, bus.ErrNoBus):
 		return ExitNoPublisher
 	case errors.Is(err, bus.ErrTopicBusy):
 		return ExitTopicBusy

@@ -132,10 +132,11 @@ func info(opts bus.Options, topic string, asJSON bool, w io.Writer) error {
 	row("subscribers", fmt.Sprintf("%d %v", t.Subscribers, t.PeerPIDs))
 	row("writer pid", t.WriterPID)
 	row("started", t.Started)
-	row("heartbeat age", fmt.Sprintf("%d ms", t.HeartbeatMs))
 	row("generation", t.Generation)
-	row("segment", t.Segment)
 	row("socket", t.Socket)
+	if t.Error != "" {
+		row("error", t.Error)
+	}
 	return tw.Flush()
 }
 

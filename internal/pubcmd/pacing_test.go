@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,12 +21,7 @@ func BenchmarkPacing(b *testing.B) {
 	for _, rate := range []float64{1000, 100_000, 200_000} {
 		b.Run(fmt.Sprintf("%.0fHz", rate), func(b *testing.B) {
 			dir := b.TempDir()
-			shm, err := os.MkdirTemp("/dev/shm", "pacing-")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer os.RemoveAll(shm)
-			pub, err := bus.NewPublisher(bus.PublisherConfig{Options: bus.Options{Dir: filepath.Join(dir, "bus"), ShmDir: shm},
+			pub, err := bus.NewPublisher(bus.PublisherConfig{Options: bus.Options{Dir: filepath.Join(dir, "bus")},
 				Topic: "pace", Schema: schema.IMUSchema})
 			if err != nil {
 				b.Fatal(err)

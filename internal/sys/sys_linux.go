@@ -406,16 +406,22 @@ func InotifyNames(b []byte) []string {
 }
 
 // Cred is a peer's credentials.
-type Cred struct{ PID, UID, GID int }
+type Cred struct {
+	PID, UID, GID int
+	Groups        []int // supplementary groups; nil where the kernel cannot tell (SO_PEERGROUPS)
+}
 
-// PeerCred returns the credentials of the process at the other end of the
-// Unix socket fd (SO_PEERCRED: as they were when it connected).
+// PeerCred returns the credentials and groups of the process at the other
+// end of the Unix socket fd, as they were when it connected (SO_PEERCRED,
+// SO_PEERGROUPS): a peer cannot change them afterwards, and no pid reuse
+// can confuse them.
 func PeerCred(fd int) (Cred, error) {
 	u, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
 		return Cred{}, err
 	}
-	return Cred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}, nil
+	groups, _ := PeerGroups(fd) // an emulator may not know the option: primary group only
+	return Cred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid), Groups: groups}, nil
 }
 
 // UnixRights encodes descriptors as an SCM_RIGHTS control message.

@@ -77,7 +77,10 @@ const (
 	MsgTrunc    = 0
 )
 
-type Cred struct{ PID, UID, GID int }
+type Cred struct {
+	PID, UID, GID int
+	Groups        []int
+}
 
 func LockDir(path string, timeout time.Duration) (int, error) { return -1, ErrNotSupported }
 func UnlockDir(fd int) error                                  { return ErrNotSupported }

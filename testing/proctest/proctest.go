@@ -17,21 +17,29 @@ package proctest
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
+
+// DefaultTimeout is how long Expect and Result wait for a child's next
+// line unless Options.Timeout says otherwise.
+const DefaultTimeout = 60 * time.Second
 
 // Options adjust how a child starts.
 type Options struct {
-	Binary string              // the program; empty: this test binary
-	Env    []string            // added to the environment
-	Cred   *syscall.Credential // run as another user (needs root)
+	Binary  string              // the program; empty: this test binary
+	Env     []string            // added to the environment
+	Cred    *syscall.Credential // run as another user (needs root)
+	Timeout time.Duration       // for each line Expect and Result wait for; 0: DefaultTimeout
 }
 
 // Child is a running copy of the test binary.
@@ -41,8 +49,11 @@ type Child struct {
 	Stdin io.WriteCloser // the child's standard input; Send writes lines to it
 	// Stdout is the child's raw standard output, for tests that read
 	// bytes rather than lines; do not mix it with Expect.
-	Stdout io.Reader
-	lines  *bufio.Scanner
+	Stdout  io.Reader
+	timeout time.Duration
+	lines   chan string   // the child's stdout lines, read by a goroutine started at the first Expect
+	done    chan struct{} // closed when the test ends: the line reader stops
+	once    sync.Once
 }
 
 // Start runs the test binary (or opt.Binary) with roleEnv=role. The child
@@ -70,8 +81,10 @@ func Start(t testing.TB, roleEnv, role string, opt Options) *Child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &Child{t: t, Cmd: cmd, Stdin: stdin, Stdout: stdout, lines: bufio.NewScanner(stdout)}
+	c := &Child{t: t, Cmd: cmd, Stdin: stdin, Stdout: stdout, timeout: cmp.Or(opt.Timeout, DefaultTimeout),
+		lines: make(chan string), done: make(chan struct{})}
 	t.Cleanup(func() {
+		close(c.done)
 		cmd.Process.Signal(syscall.SIGCONT) // a stopped child cannot die
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -79,14 +92,43 @@ func Start(t testing.TB, roleEnv, role string, opt Options) *Child {
 	return c
 }
 
+// next returns the child's next line; false once it closed its output. A
+// child that prints nothing for the timeout is killed and fails the test.
+func (c *Child) next() (string, bool) {
+	c.t.Helper()
+	c.once.Do(func() {
+		go func() {
+			defer close(c.lines)
+			sc := bufio.NewScanner(c.Stdout)
+			for sc.Scan() {
+				select {
+				case c.lines <- sc.Text():
+				case <-c.done:
+					return
+				}
+			}
+		}()
+	})
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case line, ok := <-c.lines:
+		return line, ok
+	case <-t.C:
+		c.Cmd.Process.Kill()
+		c.t.Fatalf("child %v printed nothing for %v", c.Cmd.Args, c.timeout)
+		return "", false
+	}
+}
+
 // Expect reads the child's next line and fails the test unless it starts
-// with prefix. It returns the line.
+// with prefix, or if none comes within the timeout. It returns the line.
 func (c *Child) Expect(prefix string) string {
 	c.t.Helper()
-	if !c.lines.Scan() {
+	line, ok := c.next()
+	if !ok {
 		c.t.Fatalf("child %v ended before printing %q", c.Cmd.Args, prefix)
 	}
-	line := c.lines.Text()
 	if !strings.HasPrefix(line, prefix) {
 		c.t.Fatalf("child printed %q, want %q", line, prefix)
 	}
@@ -109,8 +151,11 @@ func (c *Child) CloseStdin() { c.Stdin.Close() }
 // "error" fails the test.
 func (c *Child) Result(v any) {
 	c.t.Helper()
-	for c.lines.Scan() {
-		line := c.lines.Text()
+	for {
+		line, ok := c.next()
+		if !ok {
+			break
+		}
 		if strings.HasPrefix(line, "{") {
 			if err := json.Unmarshal([]byte(line), v); err != nil {
 				c.t.Fatalf("child result %q: %v", line, err)

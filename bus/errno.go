@@ -1,5 +1,0 @@
-package bus
-
-import "syscall"
-
-var errConnRefused error = syscall.ECONNREFUSED

@@ -1,5 +1,0 @@
-package rt
-
-import "syscall"
-
-func errNoMem() error { return syscall.ENOMEM }
