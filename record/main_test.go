@@ -24,26 +24,17 @@ func TestMain(m *testing.M) {
 	os.Exit(leakcheck.Run(m))
 }
 
-// testBus returns Options for a fresh bus whose directory and segments are
-// removed afterwards; the test fails if anything is left in either.
+// testBus returns Options for a fresh bus, removed afterwards; the test
+// fails if the bus holds anything then.
 func testBus(t testing.TB) bus.Options {
 	t.Helper()
-	root, err := os.MkdirTemp("/dev/shm", "rectest-")
+	root, err := os.MkdirTemp("", "rectest-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := bus.Options{Dir: filepath.Join(root, "bus"), ShmDir: filepath.Join(root, "shm")}
-	if err := os.Mkdir(opts.ShmDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	opts := bus.Options{Dir: filepath.Join(root, "bus")}
 	t.Cleanup(func() {
-		var left []string
-		for _, d := range []string{opts.Dir, opts.ShmDir} {
-			ents, _ := os.ReadDir(d)
-			for _, e := range ents {
-				left = append(left, filepath.Join(filepath.Base(d), e.Name()))
-			}
-		}
+		left, _ := bus.Files(opts)
 		os.RemoveAll(root)
 		if len(left) > 0 && !t.Failed() {
 			t.Errorf("files left behind: %v", left)
