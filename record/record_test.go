@@ -166,3 +166,46 @@ func TestRecordLimitsAndConfig(t *testing.T) {
 		}
 	}
 }
+
+// A publisher restart is recorded as a restart marker, and the full
+// indices of the new generation start again where its ring did.
+func TestRecordPublisherRestart(t *testing.T) {
+	opts := testBus(t)
+	out := filepath.Join(t.TempDir(), "restart.mcap")
+	ev := make(events, 64)
+	wait := recordAsync(context.Background(), RecordConfig{Bus: opts, Output: out, Topics: []string{"imu"}, Count: 150, Notify: ev.notify})
+	p := newSynthPublisher(t, opts, "imu", schema.IMUSchema, 4096)
+	ev.wait(t, EventAttached)
+	err := p.publish(100, 0)
+	p.pub.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = newSynthPublisher(t, opts, "imu", schema.IMUSchema, 4096)
+	defer p.pub.Close()
+	if err := p.publish(50, 0); err != nil {
+		t.Fatal(err)
+	}
+	st, err := wait()
+	if err != nil || st.Topics["imu"].Restarts != 1 || st.Messages != 150 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	sum, err := Inspect(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := sum.Topics[0]
+	if ts.Restarts != 1 || len(ts.Gaps) != 1 || ts.Gaps[0].Kind != MarkerRestart || ts.Gaps[0].Index != 0 || ts.Lost != 0 || ts.LastIndex != 49 {
+		t.Fatalf("%+v", ts)
+	}
+	got := readAll(t, "imu", out)
+	if len(got) != 150 {
+		t.Fatalf("%d samples read", len(got))
+	}
+	for i, s := range got {
+		if want := uint64(i % 100); s.index != want { // 0..99, then 0..49
+			t.Fatalf("sample %d has index %d, want %d", i, s.index, want)
+		}
+	}
+	checkWithNode(t, out)
+}
