@@ -30,7 +30,8 @@ func BenchmarkRecorderPerSample(b *testing.B) {
 				b.Fatal(err)
 			}
 			r := newRecorder(cc, "bench", 0, func() {})
-			r.stats["imu"] = &TopicStats{}
+			st := &TopicStats{}
+			r.stats["imu"] = st
 			ch, err := r.channelFor("imu", ring.Header{SchemaName: schema.IMUSchema.Name, SchemaFingerprint: schema.IMUSchema.Fingerprint, SlotSize: 128, Slots: 4096})
 			if err != nil {
 				b.Fatal(err)
@@ -57,13 +58,15 @@ func BenchmarkRecorderPerSample(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				s.Index, s.PublishedAt = uint64(i), int64(i)*5000
-				r.add(ch, &s, data[i%distinct], nil)
+				r.add(ch, st, &s, data[i%distinct], nil)
 				if len(r.queue) > 0 {
-					for _, c := range r.take(false) {
+					cs := r.take(false)
+					for _, c := range cs {
 						if err := fw.write(c); err != nil {
 							b.Fatal(err)
 						}
 					}
+					r.recycle(cs)
 				}
 			}
 			for _, c := range r.take(true) {

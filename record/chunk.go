@@ -83,6 +83,17 @@ func newChunk(size int) *chunk {
 		chans: map[uint16]*chanStats{}, index: map[uint16]*mcap.MessageIndex{}}
 }
 
+// reset empties c for reuse, keeping its buffers.
+func (c *chunk) reset() {
+	c.buf = c.buf[:0]
+	c.start, c.end, c.messages, c.opened = math.MaxUint64, 0, 0, 0
+	clear(c.chans)
+	c.order = c.order[:0]
+	for _, idx := range c.index {
+		idx.Reset()
+	}
+}
+
 func (c *chunk) empty() bool { return c.messages == 0 }
 
 // stats returns the channel's entry in this chunk, creating it.
@@ -92,7 +103,9 @@ func (c *chunk) stats(ch *channel) *chanStats {
 		st = &chanStats{ch: ch}
 		c.chans[ch.id] = st
 		c.order = append(c.order, ch.id)
-		c.index[ch.id] = &mcap.MessageIndex{ChannelID: ch.id}
+		if c.index[ch.id] == nil {
+			c.index[ch.id] = &mcap.MessageIndex{ChannelID: ch.id}
+		}
 	}
 	return st
 }
@@ -170,6 +183,12 @@ func newCompressor(c Compression) (*compressor, error) {
 		z.zstd = enc
 	case CompressLZ4:
 		z.lz4 = lz4.NewWriter(nil)
+		// The chunk record carries a CRC of the uncompressed records:
+		// the frame's own content checksum would cost 5 % more CPU for
+		// nothing.
+		if err := z.lz4.Apply(lz4.ChecksumOption(false)); err != nil {
+			return nil, err
+		}
 	}
 	return z, nil
 }

@@ -196,6 +196,9 @@ func Record(ctx context.Context, cfg RecordConfig) (Stats, error) {
 				}
 				failed = fw.write(c)
 			}
+			if failed == nil {
+				r.recycle(chunks)
+			}
 			if failed != nil {
 				r.stop()
 			}

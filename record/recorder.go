@@ -166,6 +166,7 @@ type recorder struct {
 	cond      *sync.Cond // signalled when the queue shrinks
 	cur       *chunk
 	queue     []*chunk // cut, not yet taken by the sink
+	spare     []*chunk // written chunks to reuse (Record only: a snapshot keeps its chunks)
 	kick      chan struct{}
 	chans     map[chanKey]*channel
 	schemas   map[uint64]*mcap.Schema
@@ -254,7 +255,7 @@ func (r *recorder) channelFor(topic string, h ring.Header) (*channel, error) {
 
 // add records sample s of ch, preceded by marker m if not nil. It returns
 // false once the count limit is reached.
-func (r *recorder) add(ch *channel, s *bus.Sample, data []byte, m *Marker) bool {
+func (r *recorder) add(ch *channel, st *TopicStats, s *bus.Sample, data []byte, m *Marker) bool {
 	mono := clock.Mono()
 	logTime := uint64(mono + r.monoOffset)
 	pubTime := uint64(s.PublishedAt + r.monoOffset)
@@ -266,7 +267,6 @@ func (r *recorder) add(ch *channel, s *bus.Sample, data []byte, m *Marker) bool 
 	for len(r.queue) >= r.maxQueue {
 		r.cond.Wait() // the sink is behind: the ring absorbs the wait, or counts the loss
 	}
-	st := r.stats[ch.topic]
 	if m != nil {
 		r.cur.marker(r.markers, ch, m, r.markerSeq, logTime, pubTime, mono)
 		r.markerSeq++
@@ -299,10 +299,26 @@ func (r *recorder) cutLocked() {
 		return
 	}
 	r.queue = append(r.queue, r.cur)
-	r.cur = newChunk(r.cfg.ChunkSize)
+	if n := len(r.spare); n > 0 {
+		r.cur, r.spare = r.spare[n-1], r.spare[:n-1]
+	} else {
+		r.cur = newChunk(r.cfg.ChunkSize)
+	}
 	select {
 	case r.kick <- struct{}{}:
 	default:
+	}
+}
+
+// recycle hands written chunks back for reuse.
+func (r *recorder) recycle(cs []*chunk) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cs {
+		if len(r.spare) < 4 {
+			c.reset()
+			r.spare = append(r.spare, c)
+		}
 	}
 }
 
@@ -419,8 +435,14 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	st := r.stats[topic]
+	r.mu.Unlock()
 	r.cfg.Notify(Event{Kind: EventAttached, Topic: topic})
 	first := true
+	napper := time.NewTimer(nap)
+	napper.Stop()
+	defer napper.Stop()
 	slots := int64(sub.Header().Slots)
 	var lastPub, interval int64 // publish stamp of the last sample; smoothed interval between samples
 	for {
@@ -463,13 +485,13 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 			data, err = r.toJSON(ch, data)
 			if err != nil {
 				r.mu.Lock()
-				r.stats[topic].Malformed++
+				st.Malformed++
 				r.mu.Unlock()
 				log.Warn("sample not recorded: cannot transcode to JSON", zap.Uint64("index", s.Index), zap.Error(err))
 				continue
 			}
 		}
-		if !r.add(ch, &s, data, m) {
+		if !r.add(ch, st, &s, data, m) {
 			return nil
 		}
 		// Nap once caught up, so that a fast topic is read in batches
@@ -481,8 +503,9 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 		}
 		lastPub = s.PublishedAt
 		if interval > 0 && interval*slots >= 4*int64(nap) && clock.Since(s.PublishedAt) < time.Duration(interval) {
+			napper.Reset(nap)
 			select {
-			case <-time.After(nap):
+			case <-napper.C:
 			case <-ctx.Done():
 			}
 		}
