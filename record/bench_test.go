@@ -195,7 +195,8 @@ func BenchmarkRecord200kHz(b *testing.B) {
 		b.Run(string(c), func(b *testing.B) {
 			opts := testBus(b)
 			out := filepath.Join(b.TempDir(), "200k.mcap")
-			pub := proctest.Start(b, childEnv, "publisher", proctest.Options{Env: childEnvOf(opts, "PUB_TOPIC=imu", "PUB_RATE=200000", "PUB_DURATION="+d.String())})
+			pub := proctest.Start(b, childEnv, "publisher", proctest.Options{Env: childEnvOf(opts, "PUB_TOPIC=imu", "PUB_RATE=200000", "PUB_DURATION="+d.String()),
+				Timeout: d + time.Minute})
 			pub.Expect("ready")
 			ev := make(events, 16)
 			var ru0, ru1 syscall.Rusage
