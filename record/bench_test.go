@@ -13,6 +13,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/ring"
+	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
 	"github.com/sensorbus/sensorbus/testing/proctest"
 )
@@ -191,8 +192,18 @@ func BenchmarkRecord200kHz(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, c := range []Compression{CompressZstd, CompressLZ4} {
-		b.Run(string(c), func(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		c    Compression
+		prio int
+	}{{"zstd", CompressZstd, 0}, {"lz4", CompressLZ4, 0}, {"zstd-fifo", CompressZstd, 10}} {
+		c := tc.c
+		b.Run(tc.name, func(b *testing.B) {
+			if tc.prio > 0 {
+				if err := rt.Run(rt.Thread{Priority: tc.prio}, func(int) error { return nil }); err != nil {
+					b.Skip(err)
+				}
+			}
 			opts := testBus(b)
 			out := filepath.Join(b.TempDir(), "200k.mcap")
 			pub := proctest.Start(b, childEnv, "publisher", proctest.Options{Env: childEnvOf(opts, "PUB_TOPIC=imu", "PUB_RATE=200000", "PUB_DURATION="+d.String()),
@@ -201,7 +212,8 @@ func BenchmarkRecord200kHz(b *testing.B) {
 			ev := make(events, 16)
 			var ru0, ru1 syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-			wait := recordAsync(context.Background(), RecordConfig{Bus: opts, Output: out, Topics: []string{"imu"}, StopWhenGone: true, Compression: c, Notify: ev.notify})
+			wait := recordAsync(context.Background(), RecordConfig{Bus: opts, Output: out, Topics: []string{"imu"}, StopWhenGone: true, Compression: c, Notify: ev.notify,
+				Thread: rt.Thread{Priority: tc.prio}})
 			ev.wait(b, EventAttached)
 			b.ResetTimer()
 			pub.Send("go")
@@ -226,7 +238,7 @@ func BenchmarkRecord200kHz(b *testing.B) {
 			b.ReportMetric(float64(ts.Lost), "lost")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(ts.Messages), "cpu-ns/sample")
 			b.ReportMetric(float64(fi.Size())/float64(ts.Messages), "file-B/sample")
-			fmt.Fprintf(os.Stderr, "200 kHz for %v, %s: published %d, recorded %d, lost %d, CPU %v\n", d, c, res.Published, ts.Messages, ts.Lost, cpu)
+			fmt.Fprintf(os.Stderr, "200 kHz for %v, %s: published %d, recorded %d, lost %d, CPU %v\n", d, tc.name, res.Published, ts.Messages, ts.Lost, cpu)
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
 )
 
@@ -73,6 +74,13 @@ type RecordConfig struct {
 	// 250ms).
 	DiscoverInterval time.Duration
 
+	// Thread, if set, reads each topic on an OS thread of its own with
+	// these real-time settings (rt.Run: pinned CPUs, SCHED_FIFO
+	// priority), so that a busy machine does not keep the recorder off the
+	// CPU until a fast topic's ring overflows. Not permitted: an error
+	// naming what is missing (rt.ErrNotPermitted).
+	Thread rt.Thread
+
 	// Registry knows the schemas whose JSON Schema and JSON form the
 	// recorder writes; nil means the built-in ones. A topic of a schema it
 	// does not know is recorded all the same, described by name and
@@ -91,7 +99,7 @@ type RecordConfig struct {
 func (c *RecordConfig) common() common {
 	return common{Bus: c.Bus, Topics: c.Topics, All: c.All, Encoding: c.Encoding, Compression: c.Compression,
 		ChunkSize: c.ChunkSize, WaitForPublisher: c.WaitForPublisher, StopWhenGone: c.StopWhenGone,
-		DiscoverInterval: c.DiscoverInterval, Registry: c.Registry, Logger: c.Logger, Notify: c.Notify, Version: c.Version}
+		DiscoverInterval: c.DiscoverInterval, Thread: c.Thread, Registry: c.Registry, Logger: c.Logger, Notify: c.Notify, Version: c.Version}
 }
 
 func (c *RecordConfig) validate() (common, error) {

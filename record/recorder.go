@@ -16,6 +16,7 @@ import (
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/ring"
+	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
 )
 
@@ -69,6 +70,7 @@ type common struct {
 	WaitForPublisher time.Duration
 	StopWhenGone     bool
 	DiscoverInterval time.Duration
+	Thread           rt.Thread
 	Registry         *schema.Registry
 	Logger           *zap.Logger
 	Notify           func(Event)
@@ -368,7 +370,12 @@ func (r *recorder) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := r.topic(ctx, topic, wait)
+			var err error
+			if r.cfg.Thread.Priority > 0 || len(r.cfg.Thread.CPUs) > 0 {
+				err = rt.Run(r.cfg.Thread, func(int) error { return r.topic(ctx, topic, wait) })
+			} else {
+				err = r.topic(ctx, topic, wait)
+			}
 			if err != nil && ctx.Err() == nil {
 				if named {
 					fail(err)
