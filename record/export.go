@@ -88,8 +88,8 @@ func Export(w io.Writer, cfg ExportConfig) (uint64, error) {
 					return fmt.Errorf("record: export %s: topic %q sample %d: %w", path, ch.Topic, m.Index, err)
 				}
 				var lost uint64
-				if m.Gap != nil {
-					lost = m.Gap.Lost
+				for _, g := range m.Gaps {
+					lost += g.Lost
 				}
 				if cfg.Format == "jsonl" {
 					fmt.Fprintf(bw, `{"topic":%s,"index":%d,"log_time_ns":%d,"publish_time_ns":%d,"lost_before":%d,"data":%s}`+"\n",

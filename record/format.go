@@ -91,7 +91,9 @@ const (
 
 // Marker is one message on the MarkerTopic channel. It precedes, in the
 // file, the message it describes: the next message of Topic, whose full
-// index is Index. Its log and publish times are that message's.
+// index is Index. Its log and publish times are that message's. A topic's
+// first message may have two: what was gone before the recorder attached
+// (before), then what the recorder lost after (loss).
 type Marker struct {
 	Kind  string `json:"kind"`
 	Topic string `json:"topic"`

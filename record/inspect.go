@@ -119,7 +119,7 @@ func Inspect(path string) (Summary, error) {
 			ts.Generation = ch.Metadata[ChanGeneration]
 			topics[ch.Topic] = ts
 		}
-		if g := m.Gap; g != nil {
+		for _, g := range m.Gaps {
 			switch g.Kind {
 			case MarkerBefore:
 				ts.Before += g.Lost

@@ -61,9 +61,10 @@ type Message struct {
 	// plus (Sequence - previous) modulo 2^32. For a file not written by
 	// sensorbus it is the sequence.
 	Index uint64
-	// Gap is the marker that precedes this message of its topic, if any:
-	// samples lost, or a publisher restart, right before it.
-	Gap *Marker
+	// Gaps are the markers that precede this message of its topic, if
+	// any: samples lost, or a publisher restart, right before it (at
+	// most one of each kind). Index is the last one's.
+	Gaps []*Marker
 	// Marker is set for a message on the MarkerTopic channel: this
 	// message is the marker itself.
 	Marker *Marker
@@ -91,7 +92,7 @@ type Reader struct {
 	schemas   map[uint16]*mcap.Schema
 	channels  map[uint16]*Channel
 	metadata  []mcap.Metadata
-	pending   map[string]*Marker
+	pending   map[string][]*Marker
 	last      map[uint16]uint64
 	seen      map[uint16]bool
 	msg       Message
@@ -138,7 +139,7 @@ func NewReader(rd io.Reader, name string, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("record: %s: %w: %v", name, ErrNotMCAP, err)
 	}
 	return &Reader{name: name, lex: lex, maxRecord: maxRecord, maxChunk: maxChunk, schemas: map[uint16]*mcap.Schema{}, channels: map[uint16]*Channel{},
-		pending: map[string]*Marker{}, last: map[uint16]uint64{}, seen: map[uint16]bool{}}, nil
+		pending: map[string][]*Marker{}, last: map[uint16]uint64{}, seen: map[uint16]bool{}}, nil
 }
 
 // Complete reports whether the file was finished (its footer was read);
@@ -293,21 +294,21 @@ func (r *Reader) message(rec []byte) (*Message, error) {
 	if ch == nil {
 		return nil, r.corrupt("message on channel %d, not defined before it", m.channelID)
 	}
-	m.Channel, m.Gap, m.Marker = ch, nil, nil
+	m.Channel, m.Gaps, m.Marker = ch, nil, nil
 	if ch.Topic == MarkerTopic {
 		var mk Marker
 		if err := json.Unmarshal(m.Data, &mk); err != nil {
 			return nil, r.corrupt("marker %d: %v", m.Sequence, err)
 		}
-		r.pending[mk.Topic] = &mk
+		r.pending[mk.Topic] = append(r.pending[mk.Topic], &mk)
 		m.Marker = &mk
 		m.Index = uint64(m.Sequence)
 		return m, nil
 	}
-	switch gap := r.pending[ch.Topic]; {
-	case gap != nil:
-		m.Gap = gap
-		m.Index = gap.Index
+	switch gaps := r.pending[ch.Topic]; {
+	case len(gaps) > 0:
+		m.Gaps = gaps
+		m.Index = gaps[len(gaps)-1].Index
 		delete(r.pending, ch.Topic)
 	case !r.seen[ch.ID]:
 		m.Index = uint64(m.Sequence)

@@ -209,3 +209,30 @@ func TestRecordPublisherRestart(t *testing.T) {
 	}
 	checkWithNode(t, out)
 }
+
+// Samples the ring no longer held when the recorder attached are marked
+// as missing before it ("before"), not as the recorder's loss.
+func TestRecordBeforeAttach(t *testing.T) {
+	opts := testBus(t)
+	out := filepath.Join(t.TempDir(), "late.mcap")
+	p := newSynthPublisher(t, opts, "imu", schema.IMUSchema, 64)
+	if err := p.publish(100, 0); err != nil {
+		t.Fatal(err)
+	}
+	ev := make(events, 64)
+	wait := recordAsync(context.Background(), RecordConfig{Bus: opts, Output: out, Topics: []string{"imu"}, StopWhenGone: true, Notify: ev.notify})
+	ev.wait(t, EventAttached)
+	p.pub.Close() // the recorder drains what the ring holds: 36 to 99
+	st, err := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Inspect(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := sum.Topics[0]
+	if ts.Before != 36 || st.Topics["imu"].Before != 36 || ts.Lost != 0 || st.Lost != 0 || ts.FirstIndex != 36 || ts.Messages != 64 || sum.Lost != 0 {
+		t.Fatalf("stats %+v; file %+v", st, ts)
+	}
+}

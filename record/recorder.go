@@ -255,9 +255,9 @@ func (r *recorder) channelFor(topic string, h ring.Header) (*channel, error) {
 	return ch, nil
 }
 
-// add records sample s of ch, preceded by marker m if not nil. It returns
-// false once the count limit is reached.
-func (r *recorder) add(ch *channel, st *TopicStats, s *bus.Sample, data []byte, m *Marker) bool {
+// add records sample s of ch, preceded by markers ms. It returns false
+// once the count limit is reached.
+func (r *recorder) add(ch *channel, st *TopicStats, s *bus.Sample, data []byte, ms []*Marker) bool {
 	mono := clock.Mono()
 	logTime := uint64(mono + r.monoOffset)
 	pubTime := uint64(s.PublishedAt + r.monoOffset)
@@ -269,7 +269,7 @@ func (r *recorder) add(ch *channel, st *TopicStats, s *bus.Sample, data []byte, 
 	for len(r.queue) >= r.maxQueue {
 		r.cond.Wait() // the sink is behind: the ring absorbs the wait, or counts the loss
 	}
-	if m != nil {
+	for _, m := range ms {
 		r.cur.marker(r.markers, ch, m, r.markerSeq, logTime, pubTime, mono)
 		r.markerSeq++
 		switch m.Kind {
@@ -445,12 +445,12 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 	r.mu.Lock()
 	st := r.stats[topic]
 	r.mu.Unlock()
+	slots := uint64(sub.Header().Slots)
 	r.cfg.Notify(Event{Kind: EventAttached, Topic: topic})
 	first := true
 	napper := time.NewTimer(nap)
 	napper.Stop()
 	defer napper.Stop()
-	slots := int64(sub.Header().Slots)
 	var lastPub, interval int64 // publish stamp of the last sample; smoothed interval between samples
 	for {
 		s, err := sub.Next(ctx)
@@ -465,26 +465,32 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 			}
 			return fmt.Errorf("record: topic %q: %w", topic, err)
 		}
-		var m *Marker
+		var ms []*Marker
 		switch {
 		case s.Restarted:
 			h := sub.Header()
-			slots = int64(h.Slots)
+			slots = uint64(h.Slots)
 			r.mu.Lock()
 			ch, err = r.channelFor(topic, h)
 			r.mu.Unlock()
 			if err != nil {
 				return err
 			}
-			m = &Marker{Kind: MarkerRestart, Topic: topic, Lost: s.Lost, Index: s.Index,
-				Generation: hex16(h.Generation), PublisherPID: h.WriterPID}
+			ms = []*Marker{{Kind: MarkerRestart, Topic: topic, Lost: s.Lost, Index: s.Index,
+				Generation: hex16(h.Generation), PublisherPID: h.WriterPID}}
 			log.Info("publisher restarted", zap.Uint64("lost", s.Lost), zap.Int("pid", h.WriterPID))
 			r.cfg.Notify(Event{Kind: EventAttached, Topic: topic})
-		case s.Lost > 0 && first:
-			m = &Marker{Kind: MarkerBefore, Topic: topic, Lost: s.Lost, Index: s.Index}
-		case s.Lost > 0:
-			m = &Marker{Kind: MarkerLoss, Topic: topic, Lost: s.Lost, Index: s.Index}
-			log.Warn("samples lost", zap.Uint64("lost", s.Lost), zap.Uint64("at_index", s.Index))
+		default:
+			// The subscriber starts at the oldest sample its ring held
+			// when it attached: what came before is missing, but not lost
+			// by the recorder; Lost counts what it lost from there.
+			if first && s.Index > s.Lost {
+				ms = append(ms, &Marker{Kind: MarkerBefore, Topic: topic, Lost: s.Index - s.Lost, Index: s.Index})
+			}
+			if s.Lost > 0 {
+				ms = append(ms, &Marker{Kind: MarkerLoss, Topic: topic, Lost: s.Lost, Index: s.Index})
+				log.Warn("samples lost", zap.Uint64("lost", s.Lost), zap.Uint64("at_index", s.Index))
+			}
 		}
 		first = false
 		data := s.Data
@@ -498,7 +504,7 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 				continue
 			}
 		}
-		if !r.add(ch, st, &s, data, m) {
+		if !r.add(ch, st, &s, data, ms) {
 			return nil
 		}
 		// Nap once caught up, so that a fast topic is read in batches
@@ -509,15 +515,17 @@ func (r *recorder) topic(ctx context.Context, topic string, wait time.Duration) 
 			interval += (s.PublishedAt - lastPub - interval) / 16
 		}
 		lastPub = s.PublishedAt
-		if interval > 0 && interval*slots >= 4*int64(nap) && clock.Since(s.PublishedAt) < time.Duration(interval) {
+		if interval > 0 && interval*int64(slots) >= 4*int64(nap) && clock.Since(s.PublishedAt) < time.Duration(interval) {
 			napper.Reset(nap)
 			select {
 			case <-napper.C:
 			case <-ctx.Done():
 			}
 		}
-		if m != nil && m.Kind != MarkerBefore && m.Lost > 0 {
-			r.cfg.Notify(Event{Kind: EventLoss, Topic: topic, Lost: m.Lost})
+		for _, m := range ms {
+			if m.Kind != MarkerBefore && m.Lost > 0 {
+				r.cfg.Notify(Event{Kind: EventLoss, Topic: topic, Lost: m.Lost})
+			}
 		}
 	}
 }

@@ -39,6 +39,10 @@ type ReplayConfig struct {
 	// Loop plays the files again and again until ctx ends.
 	Loop bool
 
+	// KeepOpen keeps the topics, with their last samples, on the bus
+	// after the last sample until ctx ends, instead of closing them.
+	KeepOpen bool
+
 	// Topics, if set, are the recorded topics to play; the default is
 	// every one. Remap publishes a recorded topic (key) under another
 	// name (value).
@@ -181,6 +185,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 		st.Loops++
 		if err != nil || !cfg.Loop || ctx.Err() != nil {
 			st.Duration = time.Since(t0)
+			if err == nil && cfg.KeepOpen {
+				<-ctx.Done()
+			}
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				err = nil
 			}
@@ -346,7 +353,10 @@ func replayOnce(ctx context.Context, cfg *ReplayConfig, topics map[string]*repla
 				if t == nil {
 					continue
 				}
-				if g := m.Gap; g != nil && g.Kind != MarkerBefore {
+				for _, g := range m.Gaps {
+					if g.Kind == MarkerBefore {
+						continue
+					}
 					st.Gaps++
 					st.Lost += g.Lost
 					cfg.Logger.Warn("recorded loss", zap.String("topic", t.recorded), zap.String("kind", g.Kind),
