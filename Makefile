@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all build golden test test-short test-arm bench bench-bridge demo soak soak-short ipcbench ipcbench-short fmt vet lint cross clean
+.PHONY: all build golden test test-short test-arm bench bench-bridge demo soak soak-short ipcbench ipcbench-short mcapcheck fmt vet lint cross clean
 
 all: build
 
@@ -20,7 +20,7 @@ test:
 # The packages with shared-memory code, as arm64, arm v7 and arm v6 (Pi
 # Zero/1) binaries, multi-process tests included. Needs qemu-user-static
 # registered with binfmt_misc (.ci/qemu-setup does it as root).
-ARM_PKGS ?= ./ring/ ./schema/... ./bus/ ./internal/...
+ARM_PKGS ?= ./ring/ ./schema/... ./bus/ ./internal/... ./record/
 test-arm:
 	GOARCH=arm64 $(GO) test -short -count=1 $(ARM_PKGS)
 	GOARCH=arm GOARM=7 $(GO) test -short -count=1 $(ARM_PKGS)
@@ -33,7 +33,13 @@ test-short:
 # BENCHCOUNT=6 and feed the output to benchstat.
 BENCHCOUNT ?= 1
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./ring/ ./schema/ ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./ring/ ./schema/ ./internal/... ./record/
+
+# The official TypeScript MCAP readers (@mcap/core, @mcap/nodejs) that
+# package record's tests check every kind of recording with; needs Node
+# and npm. The tests run npm ci themselves if this was not done.
+mcapcheck:
+	cd testing/mcapcheck && npm ci --no-audit --no-fund
 
 # The main job: a publisher and two subscribers end to end for about 10 s.
 demo:
