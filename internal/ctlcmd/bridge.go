@@ -605,14 +605,14 @@ func (f *bridgeFlags) printStats(st bridge.Stats, now time.Time) {
 // writeBridgeText prints the final statistics, a line for the connection
 // and one for each export and import.
 func writeBridgeText(w io.Writer, r bridgeReport) error {
-	fmt.Fprintf(w, "bridge %s via %s: %.1fs, %d disconnects, %d reconnects, %d NATS errors\n",
+	fmt.Fprintf(w, "bridge %s via %s: %.1fs; disconnects %d, reconnects %d, NATS errors %d\n",
 		r.Host, r.Server, r.DurationS, r.Disconnects, r.Reconnects, r.AsyncErrors)
 	for _, e := range r.Exports {
-		fmt.Fprintf(w, "export %s: %d samples sent in %d messages (%d bytes), %d unsent, %d lost on the ring, %d retries, %d generations\n",
+		fmt.Fprintf(w, "export %s: %d samples sent in %d messages (%d bytes); unsent %d, lost on the ring %d, retries %d, publishers %d\n",
 			e.Topic, e.Samples, e.Messages, e.Bytes, e.Unsent, e.RingLost, e.Retries, e.Generations)
 	}
 	for _, i := range r.Imports {
-		_, err := fmt.Fprintf(w, "import %s/%s as %s: %d samples received in %d messages, %d lost, %d duplicates, %d restarts, %d dropped\n",
+		_, err := fmt.Fprintf(w, "import %s/%s as %s: %d samples received in %d messages; lost %d, duplicates %d, restarts %d, dropped %d\n",
 			i.Host, i.Topic, i.Local, i.Received, i.Messages, i.Lost, i.Duplicates, i.Restarts, i.Dropped)
 		if err != nil {
 			return err
