@@ -44,14 +44,14 @@ type Bridge struct {
 
 // Stats is what a bridge counted.
 type Stats struct {
-	Host        string
-	Connected   bool
-	Server      string // the server connected to, credentials removed
-	Disconnects uint64 // connection losses
-	Reconnects  uint64
-	AsyncErrors uint64 // errors the NATS client reported asynchronously (slow consumer, permissions)
-	Exports     []ExportStats
-	Imports     []ImportStats
+	Host        string        `json:"host"`
+	Connected   bool          `json:"connected"`
+	Server      string        `json:"server"`      // the server connected to, credentials removed
+	Disconnects uint64        `json:"disconnects"` // connection losses
+	Reconnects  uint64        `json:"reconnects"`
+	AsyncErrors uint64        `json:"async_errors"` // errors the NATS client reported asynchronously (slow consumer, permissions)
+	Exports     []ExportStats `json:"exports"`
+	Imports     []ImportStats `json:"imports"`
 }
 
 // Run is New followed by Bridge.Run.

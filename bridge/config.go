@@ -138,6 +138,22 @@ func ParseImport(s string) (Import, error) {
 	return im, nil
 }
 
+// ValidHost reports why s cannot name a host in subjects (Config.Host,
+// the HOST of an import), or nil if it can: one NATS subject token.
+func ValidHost(s string) error { return validToken(s) }
+
+// ValidExport reports why a topic cannot be exported, or nil if it can:
+// a bus topic whose name makes valid subject tokens.
+func ValidExport(topic string) error { return validSubjectTopic(topic) }
+
+// Validate checks cfg as New does, without connecting: a nil error means
+// that New fails, if it does, only for want of the server, the files named
+// in Auth and TLS, or the bus.
+func (c Config) Validate() error {
+	_, err := c.validate()
+	return err
+}
+
 // Subject is the NATS subject of a host's topic.
 func Subject(host, topic string) string {
 	return SubjectPrefix + "." + host + "." + topic

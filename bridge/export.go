@@ -21,16 +21,16 @@ const headerRoom = 1024
 
 // ExportStats counts one exported topic.
 type ExportStats struct {
-	Topic       string
-	Attached    bool   // subscribed to a live publisher now
-	Generation  uint64 // of the publisher last attached to
-	Generations uint64 // publishers attached to so far
-	Samples     uint64 // samples sent (core NATS: handed to the client; JetStream: stored, acknowledged)
-	Messages    uint64 // NATS messages sent
-	Bytes       uint64 // message bodies sent
-	Unsent      uint64 // samples that could not be sent: NATS buffer full while disconnected, too large, refused
-	RingLost    uint64 // samples the local ring overwrote before the exporter read them
-	Retries     uint64 // JetStream publishes retried after a failure or timeout
+	Topic       string `json:"topic"`
+	Attached    bool   `json:"attached"`    // subscribed to a live publisher now
+	Generation  uint64 `json:"generation"`  // of the publisher last attached to
+	Generations uint64 `json:"generations"` // publishers attached to so far
+	Samples     uint64 `json:"samples"`     // samples sent (core NATS: handed to the client; JetStream: stored, acknowledged)
+	Messages    uint64 `json:"messages"`    // NATS messages sent
+	Bytes       uint64 `json:"bytes"`       // message bodies sent
+	Unsent      uint64 `json:"unsent"`      // samples that could not be sent: NATS buffer full while disconnected, too large, refused
+	RingLost    uint64 `json:"ring_lost"`   // samples the local ring overwrote before the exporter read them
+	Retries     uint64 `json:"retries"`     // JetStream publishes retried after a failure or timeout
 }
 
 // exporter publishes one local topic to NATS. Its run loop owns the

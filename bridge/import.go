@@ -22,15 +22,17 @@ import (
 
 // ImportStats counts one imported topic.
 type ImportStats struct {
-	Host, Topic, Local string
-	Live               bool   // the local topic is published now
-	Generation         uint64 // of the remote publisher last seen
-	Received           uint64 // samples published on the local topic
-	Lost               uint64 // samples missing from the remote index sequence: lost on the remote ring, in NATS or refused here
-	Duplicates         uint64 // samples received again and dropped (JetStream redelivery, an exporter restarted)
-	Restarts           uint64 // remote publisher changes, each a new local publisher
-	Messages           uint64 // NATS messages received
-	Dropped            uint64 // messages refused: not from a bridge, malformed, a schema change within a generation
+	Host       string `json:"host"`       // the remote host
+	Topic      string `json:"topic"`      // the remote topic
+	Local      string `json:"local"`      // the local topic
+	Live       bool   `json:"live"`       // the local topic is published now
+	Generation uint64 `json:"generation"` // of the remote publisher last seen
+	Received   uint64 `json:"received"`   // samples published on the local topic
+	Lost       uint64 `json:"lost"`       // samples missing from the remote index sequence: lost on the remote ring, in NATS or refused here
+	Duplicates uint64 `json:"duplicates"` // samples received again and dropped (JetStream redelivery, an exporter restarted)
+	Restarts   uint64 `json:"restarts"`   // remote publisher changes, each a new local publisher
+	Messages   uint64 `json:"messages"`   // NATS messages received
+	Dropped    uint64 `json:"dropped"`    // messages refused: not from a bridge, malformed, a schema change within a generation
 }
 
 // ErrBadMessage wraps the reason a message on a bridge subject is refused.
