@@ -41,6 +41,11 @@ type TopicInfo struct {
 	Started     string  `json:"started,omitempty"`
 	Socket      string  `json:"socket,omitempty"`
 	Origin      string  `json:"origin,omitempty"` // a relayed topic's source (PublisherConfig.Origin)
+
+	BytesPublished      uint64 `json:"bytes_published"`
+	LastPublishUnixNano int64  `json:"last_publish_unix_ns,omitempty"`
+	ReportsDropped      uint64 `json:"reports_dropped,omitempty"`
+	GenerationID        uint64 `json:"-"` // Generation as a number
 }
 
 // List returns every topic on the bus, sorted by name. Each publisher is
@@ -163,6 +168,7 @@ func (b *bus) inspect(topic string) TopicInfo {
 		ti.Generation = fmt.Sprintf("%016x", d.Generation)
 		ti.Started = time.Unix(0, d.StartedUnixNano).UTC().Format(time.RFC3339)
 		ti.Published, ti.RateHz, ti.Subscribers, ti.Peers, ti.Origin = d.Published, d.RateHz, int(d.Subscribers), d.Peers, d.Origin
+		ti.BytesPublished, ti.LastPublishUnixNano, ti.ReportsDropped, ti.GenerationID = d.BytesPublished, d.LastPublishUnixNano, d.ReportsDropped, d.Generation
 		for _, p := range d.Peers {
 			ti.PeerPIDs = append(ti.PeerPIDs, int(p.PID))
 		}

@@ -24,8 +24,8 @@ func (z *Peer) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 4 {
-		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
+	if zb0001 != 12 {
+		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
 		return
 	}
 	z.PID, err = dc.ReadInt32()
@@ -48,13 +48,53 @@ func (z *Peer) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	z.Name, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	z.Received, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	z.Lost, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	z.Lag, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	z.Restarts, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	z.LatencyP50Ns, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	z.LatencyP99Ns, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	z.ReportUnixNano, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "ReportUnixNano")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *Peer) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 4
-	err = en.Append(0x94)
+	// array header, size 12
+	err = en.Append(0x9c)
 	if err != nil {
 		return
 	}
@@ -78,18 +118,66 @@ func (z *Peer) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	err = en.WriteString(z.Name)
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	err = en.WriteUint64(z.Received)
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	err = en.WriteUint64(z.Lost)
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	err = en.WriteUint64(z.Lag)
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	err = en.WriteUint64(z.Restarts)
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	err = en.WriteInt64(z.LatencyP50Ns)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	err = en.WriteInt64(z.LatencyP99Ns)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	err = en.WriteInt64(z.ReportUnixNano)
+	if err != nil {
+		err = msgp.WrapError(err, "ReportUnixNano")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Peer) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 4
-	o = append(o, 0x94)
+	// array header, size 12
+	o = append(o, 0x9c)
 	o = msgp.AppendInt32(o, z.PID)
 	o = msgp.AppendUint32(o, z.UID)
 	o = msgp.AppendInt64(o, z.AttachedUnixNano)
 	o = msgp.AppendUint8(o, z.Mode)
+	o = msgp.AppendString(o, z.Name)
+	o = msgp.AppendUint64(o, z.Received)
+	o = msgp.AppendUint64(o, z.Lost)
+	o = msgp.AppendUint64(o, z.Lag)
+	o = msgp.AppendUint64(o, z.Restarts)
+	o = msgp.AppendInt64(o, z.LatencyP50Ns)
+	o = msgp.AppendInt64(o, z.LatencyP99Ns)
+	o = msgp.AppendInt64(o, z.ReportUnixNano)
 	return
 }
 
@@ -101,8 +189,8 @@ func (z *Peer) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 4 {
-		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
+	if zb0001 != 12 {
+		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
 		return
 	}
 	z.PID, bts, err = msgp.ReadInt32Bytes(bts)
@@ -125,13 +213,240 @@ func (z *Peer) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	z.Name, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	z.Received, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	z.Lost, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	z.Lag, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	z.Restarts, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	z.LatencyP50Ns, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	z.LatencyP99Ns, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	z.ReportUnixNano, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ReportUnixNano")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *Peer) Msgsize() (s int) {
-	s = 1 + msgp.Int32Size + msgp.Uint32Size + msgp.Int64Size + msgp.Uint8Size
+	s = 1 + msgp.Int32Size + msgp.Uint32Size + msgp.Int64Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Name) + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
+func (z *Report) DecodeMsg(dc *msgp.Reader) (err error) {
+	var zb0001 uint32
+	zb0001, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > zf29ce768limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if zb0001 != 8 {
+		err = msgp.ArrayError{Wanted: 8, Got: zb0001}
+		return
+	}
+	z.Name, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	z.Received, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	z.Lost, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	z.Lag, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	z.Restarts, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	z.LatencyP50Ns, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	z.LatencyP99Ns, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	z.Final, err = dc.ReadBool()
+	if err != nil {
+		err = msgp.WrapError(err, "Final")
+		return
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *Report) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 8
+	err = en.Append(0x98)
+	if err != nil {
+		return
+	}
+	err = en.WriteString(z.Name)
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	err = en.WriteUint64(z.Received)
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	err = en.WriteUint64(z.Lost)
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	err = en.WriteUint64(z.Lag)
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	err = en.WriteUint64(z.Restarts)
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	err = en.WriteInt64(z.LatencyP50Ns)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	err = en.WriteInt64(z.LatencyP99Ns)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	err = en.WriteBool(z.Final)
+	if err != nil {
+		err = msgp.WrapError(err, "Final")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Report) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 8
+	o = append(o, 0x98)
+	o = msgp.AppendString(o, z.Name)
+	o = msgp.AppendUint64(o, z.Received)
+	o = msgp.AppendUint64(o, z.Lost)
+	o = msgp.AppendUint64(o, z.Lag)
+	o = msgp.AppendUint64(o, z.Restarts)
+	o = msgp.AppendInt64(o, z.LatencyP50Ns)
+	o = msgp.AppendInt64(o, z.LatencyP99Ns)
+	o = msgp.AppendBool(o, z.Final)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Report) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 8 {
+		err = msgp.ArrayError{Wanted: 8, Got: zb0001}
+		return
+	}
+	z.Name, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Name")
+		return
+	}
+	z.Received, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Received")
+		return
+	}
+	z.Lost, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Lost")
+		return
+	}
+	z.Lag, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Lag")
+		return
+	}
+	z.Restarts, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Restarts")
+		return
+	}
+	z.LatencyP50Ns, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP50Ns")
+		return
+	}
+	z.LatencyP99Ns, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LatencyP99Ns")
+		return
+	}
+	z.Final, bts, err = msgp.ReadBoolBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Final")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Report) Msgsize() (s int) {
+	s = 1 + msgp.StringPrefixSize + len(z.Name) + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size + msgp.Int64Size + msgp.BoolSize
 	return
 }
 
@@ -147,8 +462,8 @@ func (z *Request) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 6 {
-		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
+	if zb0001 != 7 {
+		err = msgp.ArrayError{Wanted: 7, Got: zb0001}
 		return
 	}
 	z.Version, err = dc.ReadUint8()
@@ -181,13 +496,18 @@ func (z *Request) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	err = z.Report.DecodeMsg(dc)
+	if err != nil {
+		err = msgp.WrapError(err, "Report")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *Request) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 6
-	err = en.Append(0x96)
+	// array header, size 7
+	err = en.Append(0x97)
 	if err != nil {
 		return
 	}
@@ -221,20 +541,30 @@ func (z *Request) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	err = z.Report.EncodeMsg(en)
+	if err != nil {
+		err = msgp.WrapError(err, "Report")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Request) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 6
-	o = append(o, 0x96)
+	// array header, size 7
+	o = append(o, 0x97)
 	o = msgp.AppendUint8(o, z.Version)
 	o = msgp.AppendUint8(o, z.Op)
 	o = msgp.AppendString(o, z.Schema)
 	o = msgp.AppendUint64(o, z.Fingerprint)
 	o = msgp.AppendBool(o, z.Untyped)
 	o = msgp.AppendUint8(o, z.Mode)
+	o, err = z.Report.MarshalMsg(o)
+	if err != nil {
+		err = msgp.WrapError(err, "Report")
+		return
+	}
 	return
 }
 
@@ -246,8 +576,8 @@ func (z *Request) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 6 {
-		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
+	if zb0001 != 7 {
+		err = msgp.ArrayError{Wanted: 7, Got: zb0001}
 		return
 	}
 	z.Version, bts, err = msgp.ReadUint8Bytes(bts)
@@ -280,13 +610,18 @@ func (z *Request) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Mode")
 		return
 	}
+	bts, err = z.Report.UnmarshalMsg(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Report")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *Request) Msgsize() (s int) {
-	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.BoolSize + msgp.Uint8Size
+	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.BoolSize + msgp.Uint8Size + z.Report.Msgsize()
 	return
 }
 
@@ -429,8 +764,8 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 13 {
-		err = msgp.ArrayError{Wanted: 13, Got: zb0001}
+	if zb0001 != 16 {
+		err = msgp.ArrayError{Wanted: 16, Got: zb0001}
 		return
 	}
 	z.Topic, err = dc.ReadString()
@@ -515,13 +850,28 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "Origin")
 		return
 	}
+	z.BytesPublished, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "BytesPublished")
+		return
+	}
+	z.LastPublishUnixNano, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "LastPublishUnixNano")
+		return
+	}
+	z.ReportsDropped, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "ReportsDropped")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 13
-	err = en.Append(0x9d)
+	// array header, size 16
+	err = en.Append(0xdc, 0x0, 0x10)
 	if err != nil {
 		return
 	}
@@ -597,14 +947,29 @@ func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Origin")
 		return
 	}
+	err = en.WriteUint64(z.BytesPublished)
+	if err != nil {
+		err = msgp.WrapError(err, "BytesPublished")
+		return
+	}
+	err = en.WriteInt64(z.LastPublishUnixNano)
+	if err != nil {
+		err = msgp.WrapError(err, "LastPublishUnixNano")
+		return
+	}
+	err = en.WriteUint64(z.ReportsDropped)
+	if err != nil {
+		err = msgp.WrapError(err, "ReportsDropped")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 13
-	o = append(o, 0x9d)
+	// array header, size 16
+	o = append(o, 0xdc, 0x0, 0x10)
 	o = msgp.AppendString(o, z.Topic)
 	o = msgp.AppendString(o, z.Schema)
 	o = msgp.AppendUint64(o, z.Fingerprint)
@@ -625,6 +990,9 @@ func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 		}
 	}
 	o = msgp.AppendString(o, z.Origin)
+	o = msgp.AppendUint64(o, z.BytesPublished)
+	o = msgp.AppendInt64(o, z.LastPublishUnixNano)
+	o = msgp.AppendUint64(o, z.ReportsDropped)
 	return
 }
 
@@ -636,8 +1004,8 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 13 {
-		err = msgp.ArrayError{Wanted: 13, Got: zb0001}
+	if zb0001 != 16 {
+		err = msgp.ArrayError{Wanted: 16, Got: zb0001}
 		return
 	}
 	z.Topic, bts, err = msgp.ReadStringBytes(bts)
@@ -722,16 +1090,31 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Origin")
 		return
 	}
+	z.BytesPublished, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "BytesPublished")
+		return
+	}
+	z.LastPublishUnixNano, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LastPublishUnixNano")
+		return
+	}
+	z.ReportsDropped, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ReportsDropped")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *TopicDesc) Msgsize() (s int) {
-	s = 1 + msgp.StringPrefixSize + len(z.Topic) + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.Uint32Size + msgp.Uint32Size + msgp.Uint64Size + msgp.Int32Size + msgp.Int64Size + msgp.Uint64Size + msgp.Float64Size + msgp.Uint32Size + msgp.ArrayHeaderSize
+	s = 3 + msgp.StringPrefixSize + len(z.Topic) + msgp.StringPrefixSize + len(z.Schema) + msgp.Uint64Size + msgp.Uint32Size + msgp.Uint32Size + msgp.Uint64Size + msgp.Int32Size + msgp.Int64Size + msgp.Uint64Size + msgp.Float64Size + msgp.Uint32Size + msgp.ArrayHeaderSize
 	for za0001 := range z.Peers {
 		s += z.Peers[za0001].Msgsize()
 	}
-	s += msgp.StringPrefixSize + len(z.Origin)
+	s += msgp.StringPrefixSize + len(z.Origin) + msgp.Uint64Size + msgp.Int64Size + msgp.Uint64Size
 	return
 }

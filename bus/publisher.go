@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -141,6 +142,10 @@ type Publisher struct {
 	liveFD  int      // TOPIC.pub, locked for the publisher's life
 	started time.Time
 	refused limiter // warnings about refused peers
+
+	bytes       atomic.Uint64 // payload bytes published through Publish and PublishMessage
+	lastPublish atomic.Int64  // Unix ns when beat last saw the cursor move
+	dropped     atomic.Uint64 // messages from attached peers dropped: malformed, not a report, or over the rate limit
 
 	mu       sync.Mutex
 	rateHz   float64
@@ -310,7 +315,43 @@ func (p *Publisher) openListener(ln *net.UnixListener) error {
 func (p *Publisher) Ring() *ring.Writer { return p.w }
 
 // Publish publishes one sample of raw bytes.
-func (p *Publisher) Publish(b []byte) error { return p.w.Publish(b) }
+func (p *Publisher) Publish(b []byte) error {
+	if err := p.w.Publish(b); err != nil {
+		return err
+	}
+	// The publishing goroutine's own cache line: an uncontended add,
+	// read by Describe at most a few times a second.
+	p.bytes.Add(uint64(len(b)))
+	return nil
+}
+
+// PublishMessage encodes m straight into the next slot and publishes it,
+// as schema.EncodeMessage does, counting its bytes. A message that may not
+// fit the slot is refused with schema.ErrTooLarge before anything is
+// written.
+func (p *Publisher) PublishMessage(m schema.Message) error {
+	if m.Msgsize() > p.w.SlotSize() {
+		return schema.ErrTooLarge
+	}
+	buf, err := p.w.Reserve()
+	if err != nil {
+		return err
+	}
+	out, err := m.MarshalMsg(buf[:0])
+	if err != nil {
+		p.w.Abort()
+		return fmt.Errorf("bus: encode: %w", err)
+	}
+	if len(out) > len(buf) || len(out) > 0 && &out[0] != &buf[0] {
+		p.w.Abort() // msgp grew the buffer: the message did not fit after all
+		return schema.ErrTooLarge
+	}
+	if err := p.w.Commit(len(out)); err != nil {
+		return err
+	}
+	p.bytes.Add(uint64(len(out)))
+	return nil
+}
 
 // Topic returns the topic's name.
 func (p *Publisher) Topic() string { return p.cfg.Topic }
@@ -447,13 +488,17 @@ func (p *Publisher) beat() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.cfg.HeartbeatInterval)
 	defer t.Stop()
-	lastAt, last := time.Now(), uint64(0)
+	lastAt, last, seen := time.Now(), uint64(0), uint64(0)
 	for {
 		select {
 		case <-p.stopBeat:
 			return
 		case now := <-t.C:
 			p.w.Heartbeat()
+			if pub := p.w.Status().Published; pub != seen {
+				seen = pub
+				p.lastPublish.Store(now.UnixNano())
+			}
 			if d := now.Sub(lastAt); d >= time.Second {
 				pub := p.w.Status().Published
 				p.mu.Lock()
@@ -476,6 +521,7 @@ func (p *Publisher) serve(c *net.UnixConn, cred sys.Cred, at time.Time) {
 	buf := make([]byte, MaxMessage+1)
 	oob := make([]byte, 256)
 	attached := false
+	var reports reportLimiter
 	for {
 		n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 		closeReceivedFDs(oob[:oobn]) // a peer's descriptors are never kept
@@ -494,7 +540,8 @@ func (p *Publisher) serve(c *net.UnixConn, cred sys.Cred, at time.Time) {
 			return // orderly shutdown of the peer
 		}
 		if attached {
-			continue // nothing is asked of an attached subscriber yet; its messages are dropped
+			p.takeReport(c, log, buf[:n], flags, &reports)
+			continue
 		}
 		var req Request
 		if n > MaxMessage || flags&sys.MsgTrunc != 0 {
@@ -529,6 +576,83 @@ func (p *Publisher) serve(c *net.UnixConn, cred sys.Cred, at time.Time) {
 		default:
 			p.refuse(c, log, CodeBadRequest, fmt.Sprintf("unknown operation %d", req.Op))
 		}
+	}
+}
+
+// Reports: a subscriber sends one a second and one as it leaves; the
+// bucket holds a few more for re-attaches and clock skew.
+const (
+	reportBurst = 5
+	reportEvery = 500 * time.Millisecond // one token per
+)
+
+// reportLimiter is one connection's token bucket for reports.
+type reportLimiter struct {
+	tokens float64
+	last   time.Time
+}
+
+// take spends a token, or returns how long until one is there.
+func (l *reportLimiter) take(now time.Time) time.Duration {
+	if l.last.IsZero() {
+		l.tokens = reportBurst
+	} else {
+		l.tokens = min(reportBurst, l.tokens+float64(now.Sub(l.last))/float64(reportEvery))
+	}
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return 0
+	}
+	return time.Duration((1 - l.tokens) * float64(reportEvery))
+}
+
+// takeReport handles one message from an attached subscriber: a valid
+// report within the rate limit replaces what the peer said before;
+// anything else is counted and dropped. A peer over its limit is not read
+// again until it has a token: however fast it sends, it costs the
+// publisher a few decodes a second, and its own socket fills up.
+func (p *Publisher) takeReport(c *net.UnixConn, log *zap.Logger, msg []byte, flags int, l *reportLimiter) {
+	now := time.Now()
+	if wait := l.take(now); wait > 0 {
+		p.dropped.Add(1)
+		p.refused.warn(log, "subscriber reports too often; dropped", zap.Duration("limit", reportEvery))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.stopBeat:
+			t.Stop()
+		}
+		return
+	}
+	var req Request
+	var why string
+	if flags&sys.MsgTrunc != 0 || len(msg) > MaxMessage {
+		why = fmt.Sprintf("message exceeds %d bytes", MaxMessage)
+	} else if rest, err := req.UnmarshalMsg(msg); err != nil || len(rest) != 0 {
+		why = "malformed report: " + describeDecodeErr(err, len(rest))
+	} else if req.Version != ProtocolVersion {
+		why = fmt.Sprintf("protocol version %d not spoken", req.Version)
+	} else if req.Op != OpReport {
+		why = fmt.Sprintf("operation %d from an attached subscriber", req.Op)
+	} else if err := ValidName(req.Report.Name); err != nil {
+		why = err.Error()
+	}
+	if why != "" {
+		p.dropped.Add(1)
+		p.refused.warn(log, "bad message from a subscriber; dropped", zap.String("reason", why))
+		return
+	}
+	r := req.Report
+	p.mu.Lock()
+	if peer, ok := p.peers[c]; ok {
+		peer.Name, peer.Received, peer.Lost, peer.Lag, peer.Restarts = r.Name, r.Received, r.Lost, r.Lag, r.Restarts
+		peer.LatencyP50Ns, peer.LatencyP99Ns, peer.ReportUnixNano = max(r.LatencyP50Ns, 0), max(r.LatencyP99Ns, 0), now.UnixNano()
+		p.peers[c] = peer
+	}
+	p.mu.Unlock()
+	if r.Final {
+		log.Debug("subscriber's last report", zap.String("name", r.Name), zap.Uint64("received", r.Received), zap.Uint64("lost", r.Lost))
 	}
 }
 
@@ -627,18 +751,21 @@ func (p *Publisher) Describe() TopicDesc {
 		SlotSize: uint32(h.SlotSize), Slots: uint32(h.Slots), Generation: h.Generation,
 		WriterPID: int32(h.WriterPID), StartedUnixNano: p.started.UnixNano(),
 		Published: p.w.Status().Published, Origin: p.cfg.Origin,
+		BytesPublished: p.bytes.Load(), LastPublishUnixNano: p.lastPublish.Load(), ReportsDropped: p.dropped.Load(),
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d.RateHz = p.rateHz
 	d.Subscribers = uint32(len(p.peers))
 	for _, peer := range p.peers {
-		if len(d.Peers) == maxListedPeers {
-			break
-		}
 		d.Peers = append(d.Peers, peer)
 	}
-	slices.SortFunc(d.Peers, func(a, b Peer) int { return int(a.PID - b.PID) })
+	slices.SortFunc(d.Peers, func(a, b Peer) int { return cmp.Compare(a.PID, b.PID) })
+	d.Peers = d.Peers[:min(len(d.Peers), maxListedPeers)]
+	// Long names and origins: list fewer, so that the answer fits.
+	for len(d.Peers) > 0 && (&Response{Topic: d}).Msgsize() > MaxMessage {
+		d.Peers = d.Peers[:len(d.Peers)-1]
+	}
 	return d
 }
 

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,48 @@ type SubscriberConfig struct {
 	// publisher's state (default ring.DefaultLivenessInterval); the end
 	// of the control connection is noticed at once.
 	LivenessInterval time.Duration
+
+	// Name is the subscriber's stable name in its reports to the
+	// publisher, which busctl info, top and metrics show (default: the
+	// program's name, cut to MaxNameLen). 1 to MaxNameLen printable ASCII
+	// bytes.
+	Name string
+
+	// ReportInterval is how often the subscriber reports its counters to
+	// its publisher over the control connection (default
+	// DefaultReportInterval; negative: never). It reports once more when
+	// it closes.
+	ReportInterval time.Duration
+
+	// The counters a report carries are those of the last call of Next
+	// that returned a sample or began to wait for one.
+	//
+	// Latency, if set, gives the publish-to-receipt latency percentiles
+	// the caller measures, for the reports. It is called from the
+	// goroutine that calls Next, inside Next, about once per
+	// ReportInterval, and from Close.
+	Latency func() (p50, p99 time.Duration)
+}
+
+// DefaultReportInterval is SubscriberConfig.ReportInterval's default.
+const DefaultReportInterval = time.Second
+
+// programName is the default subscriber name: the program's base name,
+// printable and at most MaxNameLen bytes.
+func programName() string {
+	b := []byte(filepath.Base(os.Args[0]))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '_'
+		}
+	}
+	if len(b) > MaxNameLen {
+		b = b[:MaxNameLen]
+	}
+	if len(b) == 0 || string(b) == "." || string(b) == "/" {
+		return "subscriber"
+	}
+	return string(b)
 }
 
 // validate is the one place a SubscriberConfig is checked.
@@ -74,6 +117,15 @@ func (c *SubscriberConfig) validate() error {
 		return fmt.Errorf("%w: both a Schema and Untyped", ErrInvalid)
 	case c.SharedGID < 0:
 		return fmt.Errorf("%w: negative SharedGID %d", ErrInvalid, c.SharedGID)
+	}
+	if c.Name == "" {
+		c.Name = programName()
+	}
+	if err := ValidName(c.Name); err != nil {
+		return err
+	}
+	if c.ReportInterval == 0 {
+		c.ReportInterval = DefaultReportInterval
 	}
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -131,6 +183,14 @@ type Subscriber struct {
 	lastGen      uint64 // the generation last attached to
 	lastReattach time.Duration
 	pollNote     sync.Once
+
+	// Reports: Next refreshes snap when the reporter marks it due; the
+	// reporter sends the latest one.
+	snapDue      atomic.Bool
+	snapMu       sync.Mutex
+	snap         Report
+	dirty        bool          // samples delivered since snap was taken; Next's
+	reporterDone chan struct{} // closed when the reporter has stopped; nil without one
 }
 
 // Subscribe attaches to a topic, waiting up to cfg.WaitForPublisher for its
@@ -145,14 +205,79 @@ func Subscribe(ctx context.Context, cfg SubscriberConfig) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscriber{cfg: cfg, bus: b, log: log}
+	s := &Subscriber{cfg: cfg, bus: b, log: log, snap: Report{Name: cfg.Name}}
 	s.closeCtx, s.closeStop = context.WithCancel(context.Background())
 	if err := s.attach(ctx, deadline, waited); err != nil {
 		s.closeStop()
 		b.close()
 		return nil, err
 	}
+	if cfg.ReportInterval > 0 {
+		s.reporterDone = make(chan struct{})
+		go s.reporter()
+	}
 	return s, nil
+}
+
+// reporter sends the subscriber's latest counters to its publisher every
+// ReportInterval, from the first moment on, and asks Next to refresh them.
+func (s *Subscriber) reporter() {
+	defer close(s.reporterDone)
+	t := time.NewTicker(s.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		s.snapMu.Lock()
+		r := s.snap
+		s.snapMu.Unlock()
+		s.sendReport(r)
+		s.snapDue.Store(true)
+		select {
+		case <-s.closeCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// snapshot refreshes the report, with the caller's latency percentiles if
+// latency says so (they may take microseconds to compute); it runs on the
+// goroutine that owns Next (or in Close, when no Next can run).
+func (s *Subscriber) snapshot(latency bool) Report {
+	rs := s.r.Stats()
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	r := s.snap
+	r.Received, r.Lost, r.Lag, r.Restarts = s.base.Received+rs.Received, s.base.Lost+rs.Lost, rs.Lag, s.base.Restarts
+	if latency && s.cfg.Latency != nil {
+		p50, p99 := s.cfg.Latency()
+		r.LatencyP50Ns, r.LatencyP99Ns = int64(p50), int64(p99)
+	}
+	s.snap = r
+	return r
+}
+
+// Report returns what the subscriber last reported, or is about to: its
+// name and its counters as of the last call of Next that returned a
+// sample or began to wait. It may be called from any goroutine.
+func (s *Subscriber) Report() Report {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	return s.snap
+}
+
+// sendReport sends r on the current control connection, without waiting
+// for room: a report that does not go out now is replaced by the next.
+func (s *Subscriber) sendReport(r Report) {
+	c := s.curConn.Load()
+	if c == nil {
+		return
+	}
+	b, err := (&Request{Version: ProtocolVersion, Op: OpReport, Report: r}).MarshalMsg(nil)
+	if err != nil {
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write(b) // a gone publisher is the watcher's to notice
 }
 
 // deadlineAfter returns the time d from now; zero time for WaitForever.
@@ -363,8 +488,24 @@ func (s *Subscriber) Next(ctx context.Context) (Sample, error) {
 		}
 	}()
 	for {
-		rs, err := s.r.Next(ctx)
+		// The report's counters are refreshed when the reporter asks
+		// (snapDue) and before Next waits with samples delivered since
+		// the last refresh (dirty): an idle subscriber reports all it got.
+		rs, ok, err := s.r.TryNext()
+		if err == nil && !ok {
+			if s.dirty && s.reporterDone != nil {
+				s.dirty = false
+				s.snapshot(false)
+			}
+			rs, err = s.r.Next(ctx)
+		}
 		if err == nil {
+			s.dirty = true
+			if s.snapDue.Load() {
+				s.snapDue.Store(false)
+				s.dirty = false
+				s.snapshot(true)
+			}
 			out := Sample{Sample: rs}
 			if s.restarted {
 				out.Restarted = true
@@ -456,6 +597,7 @@ func (s *Subscriber) Close() error {
 		}
 		if s.state.CompareAndSwap(st, st|stateClosed) {
 			s.closeStop()
+			s.finalReport(st&stateRunning == 0)
 			if c := s.curConn.Load(); c != nil {
 				c.Close()
 			}
@@ -468,6 +610,25 @@ func (s *Subscriber) Close() error {
 			return nil
 		}
 	}
+}
+
+// finalReport stops the reporter and sends the last report: with fresh
+// counters if no Next can run (fresh), else the latest Next took.
+func (s *Subscriber) finalReport(fresh bool) {
+	if s.reporterDone == nil {
+		return
+	}
+	<-s.reporterDone
+	var r Report
+	if fresh {
+		r = s.snapshot(true)
+	} else {
+		s.snapMu.Lock()
+		r = s.snap
+		s.snapMu.Unlock()
+	}
+	r.Final = true
+	s.sendReport(r)
 }
 
 // release unmaps the ring and closes the connection; called once, by

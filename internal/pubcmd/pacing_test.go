@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
+	"github.com/sensorbus/sensorbus/internal/sdnotify"
 	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/schema"
 )
@@ -30,7 +31,7 @@ func BenchmarkPacing(b *testing.B) {
 			g, _ := synth.New(schema.IMUSchema, 64)
 			b.ResetTimer()
 			start := time.Now()
-			n, err := loop(context.Background(), config{rate: rate, count: uint64(b.N)}, 1, pub, synthetic{g})
+			n, err := loop(context.Background(), config{rate: rate, count: uint64(b.N)}, 1, pub, synthetic{g}, new(sdnotify.Progress))
 			d := time.Since(start)
 			if err != nil || n != uint64(b.N) {
 				b.Fatalf("published %d of %d: %v", n, b.N, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/app"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/sdnotify"
 	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
@@ -243,14 +244,27 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 		j.start(ctx)
 	}
 	p.serving(stderr)
+	// systemd: ready now; the watchdog is fed while the loop moves.
+	sd := sdnotify.New(p.log)
+	var prog sdnotify.Progress
+	wctx, wstop := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		sd.Watchdog(wctx, &prog, func() string { return summary(pub.Describe()) })
+	}()
+	sd.Ready(fmt.Sprintf("serving topic %s: %s from %s", c.topic, p.schema.Name, c.source))
 	var st Stats
 	start := time.Now()
 	err = rt.Run(p.thread, func(int) error {
 		var err error
-		st.Published, err = loop(ctx, c, p.perTick, pub, p.src)
+		st.Published, err = loop(ctx, c, p.perTick, pub, p.src, &prog)
 		return err
 	})
 	d := time.Since(start)
+	wstop()
+	<-wdone
+	sd.Stopping("stopping: " + summary(pub.Describe()))
 	pub.Close()
 	st.Skipped = p.skipped()
 	st.DurationS = d.Seconds()
@@ -263,6 +277,11 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, string(b))
 	}
 	return err
+}
+
+// summary is the publisher's STATUS= line.
+func summary(d bus.TopicDesc) string {
+	return fmt.Sprintf("topic %s: %d published, %.0f/s, %d subscribers", d.Topic, d.Published, d.RateHz, d.Subscribers)
 }
 
 // serving says, in one line, that the topic is up: on a terminal, or in
@@ -295,7 +314,11 @@ func (p *plan) serving(stderr io.Writer) {
 // perTick samples per tick), sleeping while the next tick is far off and
 // spinning for the last stretch, which sleeping cannot hit precisely; a
 // late sample does not shift the ones after it.
-func loop(ctx context.Context, c config, perTick int, pub *bus.Publisher, src source) (uint64, error) {
+//
+// prog shows the watchdog that the loop moves: a tick every 256 samples
+// and at each paced sample, and the planned waits; a source that blocks
+// (stdin with nothing written) stops the ticks.
+func loop(ctx context.Context, c config, perTick int, pub *bus.Publisher, src source, prog *sdnotify.Progress) (uint64, error) {
 	w := pub.Ring()
 	var interval int64
 	if c.rate > 0 {
@@ -309,14 +332,18 @@ func loop(ctx context.Context, c config, perTick int, pub *bus.Publisher, src so
 	const spinFor = int64(200 * time.Microsecond)
 	var seq uint64
 	for ; c.count == 0 || seq < c.count; seq++ {
-		if seq&255 == 0 && ctx.Err() != nil {
-			break
+		if seq&255 == 0 {
+			if ctx.Err() != nil {
+				break
+			}
+			prog.Tick()
 		}
 		if interval > 0 && seq%uint64(perTick) == 0 {
 			due := start + int64(seq/uint64(perTick))*interval
 			if end != 0 && due >= end {
 				break
 			}
+			prog.IdleUntil(due)
 			if d := due - clock.Mono() - spinFor; d > 0 {
 				t := time.NewTimer(time.Duration(d))
 				select {
@@ -339,7 +366,7 @@ func loop(ctx context.Context, c config, perTick int, pub *bus.Publisher, src so
 		if !ok {
 			break
 		}
-		if err := schema.EncodeMessage(w, m); err != nil {
+		if err := pub.PublishMessage(m); err != nil {
 			if errors.Is(err, schema.ErrTooLarge) {
 				return seq, fmt.Errorf("sample %d of up to %d bytes does not fit %d-byte slots (raise --slot-size): %w", seq, m.Msgsize(), w.SlotSize(), err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/app"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/sdnotify"
 	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/schema"
@@ -43,6 +44,12 @@ type receiver struct {
 	// the last stats line's counts and time
 	lastRecv, lastLost uint64
 	lastStats          int64
+
+	// The systemd watchdog: the loop ticks prog at least every beatEvery
+	// (0: no watchdog) and hands status its one-line summary.
+	prog      *sdnotify.Progress
+	beatEvery int64
+	status    func(string)
 }
 
 // typeOf picks the decoder and verifier for the topic's current schema.
@@ -74,12 +81,24 @@ func (r *receiver) loop(ctx context.Context) error {
 	if r.c.stats {
 		r.lastStats, nextStats = now, now+second
 	}
+	var nextBeat int64
+	if r.beatEvery > 0 {
+		nextBeat = now
+	}
 	var w waker
 	defer w.stop()
 	for r.c.count == 0 || r.received < r.c.count {
+		if nextBeat != 0 && now >= nextBeat {
+			r.prog.Tick()
+			r.status(fmt.Sprintf("topic %s: %d received, %d lost, %d restarts", r.c.topic, r.received, r.lost, r.restarts))
+			nextBeat = now + r.beatEvery
+		}
 		at := nextStats
 		if due := r.out.Due(); due != 0 && (at == 0 || due < at) {
 			at = due
+		}
+		if nextBeat != 0 && (at == 0 || nextBeat < at) {
+			at = nextBeat
 		}
 		wctx := w.ctx(ctx, at)
 		s, err := r.sub.Next(wctx)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -19,6 +20,7 @@ import (
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/app"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/sdnotify"
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/rt"
 	"github.com/sensorbus/sensorbus/schema"
@@ -27,13 +29,13 @@ import (
 const prog = "subscriber"
 
 type config struct {
-	topic, mode, wait, from, format, fields, expectType, logLevel string
-	verify, stats, statsJSON                                      bool
-	count                                                         uint64
-	duration, waitForPublisher, interval                          time.Duration
-	bus                                                           app.Bus
-	rt                                                            app.RT
-	busOpts                                                       *bus.Options // set by Echo instead of bus
+	topic, mode, wait, from, format, fields, expectType, logLevel, name string
+	verify, stats, statsJSON                                            bool
+	count                                                               uint64
+	duration, waitForPublisher, interval                                time.Duration
+	bus                                                                 app.Bus
+	rt                                                                  app.RT
+	busOpts                                                             *bus.Options // set by Echo instead of bus
 }
 
 // Latency is the latency part of Stats, in nanoseconds.
@@ -95,6 +97,7 @@ func Command(stdout, stderr io.Writer) *cobra.Command {
 	app.DurationVar(fs, &c.duration, "duration", 0, false, "stop after this long, e.g. 60s (0: no limit)")
 	app.DurationVar(fs, &c.waitForPublisher, "wait-for-publisher", 5*time.Second, true, "how long to wait for the topic's publisher (exit 5 after; 0: fail at once; forever)")
 	app.DurationVar(fs, &c.interval, "interval", 0, false, "with --mode latest, take the newest sample once every interval, like a display")
+	fs.StringVar(&c.name, "name", "", "this subscriber's name in its reports to the publisher (busctl info, top, metrics; default the program's name)")
 	fs.BoolVar(&c.stats, "stats", false, "print received/s, lost/s, lag, corrupt and latency on stderr once a second")
 	fs.BoolVar(&c.statsJSON, "stats-json", false, "on exit print one JSON line on stdout with received, lost, corrupt, publisher_restarts, duration_s, rate_hz and latency_ns percentiles")
 	c.bus.Register(fs)
@@ -158,7 +161,12 @@ func prepare(c config, stderr io.Writer) (*plan, error) {
 	if err := app.CheckTopic("topic", c.topic); err != nil {
 		return nil, err
 	}
-	cfg := bus.SubscriberConfig{Topic: c.topic, WaitForPublisher: c.waitForPublisher}
+	cfg := bus.SubscriberConfig{Topic: c.topic, WaitForPublisher: c.waitForPublisher, Name: c.name}
+	if c.name != "" {
+		if err := bus.ValidName(c.name); err != nil {
+			return nil, app.Usagef("--name %q: 1 to %d printable ASCII characters", c.name, bus.MaxNameLen)
+		}
+	}
 	switch c.mode {
 	case "stream":
 	case "latest":
@@ -244,6 +252,15 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	start := time.Now()
+	// The reports carry the latency the receiver measures; Subscribe's
+	// Next calls this on the receiver's goroutine.
+	var r *receiver
+	p.cfg.Latency = func() (p50, p99 time.Duration) {
+		if r == nil {
+			return 0, 0
+		}
+		return time.Duration(r.hist.ValueAtQuantile(50)), time.Duration(r.hist.ValueAtQuantile(99))
+	}
 	sub, err := bus.Subscribe(ctx, p.cfg)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, bus.ErrNoPublisher) {
@@ -263,14 +280,36 @@ func (p *plan) run(stdout, stderr io.Writer) error {
 		}
 	}
 	reg, _ := schema.NewRegistry()
-	r := &receiver{c: c, fields: p.fields, sub: sub, reg: reg, out: app.NewOutput(stdout), stderr: stderr,
+	r = &receiver{c: c, fields: p.fields, sub: sub, reg: reg, out: app.NewOutput(stdout), stderr: stderr,
 		hist: hdrhistogram.New(1, int64(time.Minute), 3), live: hdrhistogram.New(1, int64(time.Minute), 3),
 		attached: clock.Mono()}
 	if err := r.typeOf(sub.Header()); err != nil {
 		return err
 	}
+	// systemd: ready once attached; the watchdog is fed while the
+	// receive loop moves, which then wakes at least every quarter of the
+	// watchdog interval.
+	sd := sdnotify.New(p.log)
+	r.prog, r.beatEvery = new(sdnotify.Progress), int64(sd.WatchdogInterval()/4)
+	var shown atomic.Pointer[string]
+	wctx, wstop := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		sd.Watchdog(wctx, r.prog, func() string {
+			if s := shown.Load(); s != nil {
+				return *s
+			}
+			return "attached to topic " + c.topic
+		})
+	}()
+	sd.Ready(fmt.Sprintf("attached to topic %s (%s)", c.topic, r.typeName))
+	r.status = func(s string) { shown.Store(&s) }
 	start = time.Now()
 	err = rt.Run(p.thread, func(int) error { return r.loop(ctx) })
+	wstop()
+	<-wdone
+	sd.Stopping(fmt.Sprintf("stopping: topic %s: %d received, %d lost, %d restarts", c.topic, r.received, r.lost, r.restarts))
 	r.out.Flush()
 	if r.statsShown && app.IsTerminal(stderr) {
 		fmt.Fprintln(stderr)
