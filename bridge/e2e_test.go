@@ -230,8 +230,13 @@ func TestRemotePublisherRestart(t *testing.T) {
 	if localSkip {
 		lost = res.Lost
 	}
-	if res.Restarts != 1 || res.Received != first+slots || lost != second-slots {
-		t.Errorf("subscriber saw %d restarts, received %d, lost %d; want 1, %d, %d", res.Restarts, res.Received, lost, first+slots, second-slots)
+	// The importer puts the second generation's 64 samples on B's 64-slot
+	// ring in one burst, after marking the 936 lost: a subscriber slower
+	// than that burst (a loaded machine) loses some of the 64 too, and
+	// counts them.
+	if res.Restarts != 1 || res.Received+lost != first+second || lost < second-slots || res.Received < first {
+		t.Errorf("subscriber saw %d restarts, received %d, lost %d; want 1, received + lost = %d, lost at least %d",
+			res.Restarts, res.Received, lost, first+second, second-slots)
 	}
 	pub2.Send("close")
 	var pr publishResult

@@ -200,6 +200,7 @@ func runChild(role string) int {
 		}()
 		var res subResult
 		next := uint64(0)
+		last := envInt("BUS_LAST", 0) // stop at this index of a restarted publisher
 		progress := uint64(1000)
 		for {
 			s, err := sub.Next(ctx)
@@ -228,6 +229,10 @@ func runChild(role string) int {
 			next = s.Index + 1
 			res.Received++
 			res.Lost += s.Lost
+			if last > 0 && res.Restarts > 0 && next == uint64(last) {
+				res.End = "stopped"
+				break
+			}
 			if res.Received == progress {
 				fmt.Println("progress")
 				progress *= 10

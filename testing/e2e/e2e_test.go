@@ -297,7 +297,17 @@ func TestSIGTERMLeavesNoFiles(t *testing.T) {
 	pub, waitPub := e.start("publisher", "--topic", "t", "--rate", "5000", "--stats-json")
 	e.waitLive("t")
 	sub, waitSub := e.start("subscriber", "--topic", "t", "--format", "none", "--stats-json", "--duration", "60s")
-	time.Sleep(300 * time.Millisecond)
+	// Stopped once it has received samples, as its report says.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var ti bus.TopicInfo
+		if r := e.run("busctl", "info", "t", "-o", "json"); r.code == 0 && json.Unmarshal([]byte(r.stdout), &ti) == nil &&
+			len(ti.Peers) == 1 && ti.Peers[0].Received > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscriber reported no sample received within 30 s")
+		}
+	}
 	sub.Process.Signal(syscall.SIGTERM)
 	pub.Process.Signal(syscall.SIGTERM)
 	pr, sr := waitPub(), waitSub()
