@@ -288,7 +288,7 @@ func (b *bus) collect(topic string) ([]string, error) {
 		}
 	}
 	var removed []string
-	for _, n := range []string{sock, pub} {
+	for _, n := range []string{sock, tmpSocket(topic), pub} {
 		if err := sys.UnlinkAt(b.fd, n); err == nil {
 			removed = append(removed, b.path(n))
 		}

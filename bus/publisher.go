@@ -262,11 +262,16 @@ func readPID(fd int) int {
 // listen binds the topic's socket. The caller holds the bus lock and owns
 // the topic, so a socket file already there is a dead publisher's.
 func (p *Publisher) listen() error {
-	name := p.cfg.Topic + sockSuffix
-	if err := sys.UnlinkAt(p.bus.fd, name); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("bus: remove stale socket: %w", err)
+	name, tmp := p.cfg.Topic+sockSuffix, tmpSocket(p.cfg.Topic)
+	for _, n := range []string{name, tmp} {
+		if err := sys.UnlinkAt(p.bus.fd, n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("bus: remove stale socket: %w", err)
+		}
 	}
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: p.bus.addr(name), Net: "unixpacket"})
+	// Bound under a name no subscriber looks for, given its group and
+	// mode, then renamed into place: nobody ever finds the socket with
+	// the umask's mode (a subscriber of the group would be refused).
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: p.bus.addr(tmp), Net: "unixpacket"})
 	if err != nil {
 		return fmt.Errorf("bus: listen on %s: %w", p.bus.path(name), err)
 	}
@@ -274,22 +279,31 @@ func (p *Publisher) listen() error {
 	perm := uint32(0o600)
 	if p.bus.gid != 0 {
 		perm = 0o660
-		err = sys.FchownAt(p.bus.fd, name, p.bus.gid)
+		err = sys.FchownAt(p.bus.fd, tmp, p.bus.gid)
 	}
 	if err == nil {
-		err = sys.FchmodAt(p.bus.fd, name, perm)
+		err = sys.FchmodAt(p.bus.fd, tmp, perm)
 	}
 	if err == nil {
 		err = p.openListener(ln)
 	}
+	if err == nil {
+		err = sys.RenameAt(p.bus.fd, tmp, name)
+	}
 	if err != nil {
 		ln.Close()
-		sys.UnlinkAt(p.bus.fd, name)
+		if p.lnFile != nil {
+			p.lnFile.Close()
+		}
+		sys.UnlinkAt(p.bus.fd, tmp)
 		return fmt.Errorf("bus: set up %s: %w", p.bus.path(name), err)
 	}
 	p.ln = ln
 	return nil
 }
+
+// tmpSocket names a topic's socket while it is set up.
+func tmpSocket(topic string) string { return "." + topic + sockSuffix + ".new" }
 
 // openListener duplicates ln's descriptor into an *os.File, which (unlike
 // a listener) lets accept wait for connections and take them itself.

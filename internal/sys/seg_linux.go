@@ -198,6 +198,15 @@ func Write(fd int, b []byte) (int, error) { return unix.Write(fd, b) }
 // Pwrite writes b to fd at off.
 func Pwrite(fd int, b []byte, off int64) (int, error) { return unix.Pwrite(fd, b, off) }
 
+// RenameAt renames oldname to newname in the directory dirfd, replacing
+// what newname named.
+func RenameAt(dirfd int, oldname, newname string) error {
+	if err := unix.Renameat(dirfd, oldname, dirfd, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
 // UnlinkAt removes the name in the directory dirfd.
 func UnlinkAt(dirfd int, name string) error {
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil {

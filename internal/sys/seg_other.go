@@ -47,6 +47,7 @@ func Accept(fd int) (int, error)                         { return -1, ErrNotSupp
 func CloseRefused(fd int)                                {}
 func Write(fd int, b []byte) (int, error)                { return 0, ErrNotSupported }
 func Pwrite(fd int, b []byte, off int64) (int, error)    { return 0, ErrNotSupported }
+func RenameAt(dirfd int, oldname, newname string) error  { return ErrNotSupported }
 func UnlinkAt(dirfd int, name string) error              { return ErrNotSupported }
 func FchmodAt(dirfd int, name string, perm uint32) error { return ErrNotSupported }
 func FchownAt(dirfd int, name string, gid int) error     { return ErrNotSupported }
