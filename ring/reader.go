@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -426,7 +427,7 @@ func (r *Reader) guard(f func() error) (err error) {
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if v := recover(); v != nil {
-			if _, ok := v.(interface{ Addr() uintptr }); !ok {
+			if !isFault(v) {
 				panic(v)
 			}
 			r.end = badSegment("memory fault reading the ring: its file was truncated under the mapping")
@@ -434,6 +435,17 @@ func (r *Reader) guard(f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// isFault reports whether a recovered panic is a memory fault: one with
+// the faulting address, or, where an emulator (qemu-user) does not report
+// the address, Go's error for a fault at a small one.
+func isFault(v any) bool {
+	if _, ok := v.(interface{ Addr() uintptr }); ok {
+		return true
+	}
+	re, ok := v.(runtime.Error)
+	return ok && strings.Contains(re.Error(), "invalid memory address")
 }
 
 // slotState is the outcome of reading one slot.
@@ -562,7 +574,7 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 		// from a slot in a state the writer never leaves it in.
 		c := r.cursor.load()
 		switch {
-		case st == slotNewer && idx > c && n == int(voidLen):
+		case st == slotNewer && idx > c && uint32(n) == voidLen:
 			// A writer skipping a long gap writes void samples ahead of
 			// the cursor, which follows at once: wait for it.
 			return Sample{}, false, nil
@@ -609,7 +621,7 @@ func (r *Reader) cursorPlausible(c uint64) bool {
 		return true
 	}
 	st, n, _, _ := r.read(c - 1)
-	return st != slotEmpty && (st != slotOlder || n == int(voidLen))
+	return st != slotEmpty && (st != slotOlder || uint32(n) == voidLen)
 }
 
 func (r *Reader) deliver(i uint64, n int, ts int64) Sample {
