@@ -77,7 +77,6 @@ func measureChild() int {
 	if err != nil {
 		r.Error = err.Error()
 	}
-	shutdownPeers()
 	b, _ := json.Marshal(r)
 	fmt.Println(string(b))
 	return 0

@@ -28,9 +28,9 @@ const lastSeq = ^uint64(0)
 func main() {
 	switch os.Getenv(roleEnv) {
 	case "recv":
-		os.Exit(receive())
+		exit(receive())
 	case "measure":
-		os.Exit(measureChild())
+		exit(measureChild())
 	}
 	var cfg config
 	var sizes string

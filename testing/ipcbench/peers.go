@@ -48,10 +48,12 @@ func otherReceivers() map[string]receiverFunc {
 	return m
 }
 
-// shutdownPeers lets the C libraries deregister before a process exits
-// (os.Exit runs no C++ destructors).
-func shutdownPeers() {
-	iceoryxShutdown()
+// exit ends a sender or receiver process; a process that used iceoryx
+// ends through exit(3) so that its C++ destructors deregister it from
+// RouDi (os.Exit runs none).
+func exit(code int) {
+	iceoryxExit(code)
+	os.Exit(code)
 }
 
 const natsSubject = "ipcbench"

@@ -166,9 +166,18 @@ func runOnce(m mechanism, size int, mode string, cfg config) ([]recvResult, int6
 	}
 	var rs []rcv
 	defer func() {
+		// A receiver that reported exits by itself (an iceoryx one
+		// deregisters from RouDi on the way out): give it a moment, then
+		// kill it (one that failed may never end).
 		for _, r := range rs {
-			r.cmd.Process.Kill()
-			r.cmd.Wait()
+			done := make(chan struct{})
+			go func() { r.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				r.cmd.Process.Kill()
+				<-done
+			}
 		}
 	}()
 	for range readers {
@@ -296,7 +305,6 @@ func receive() int {
 	size, _ := strconv.Atoi(os.Getenv("SIZE"))
 	res := recvResult{}
 	report := func() int {
-		shutdownPeers()
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
 		return 0
