@@ -49,10 +49,11 @@ func otherReceivers() map[string]receiverFunc {
 }
 
 // exit ends a sender or receiver process; a process that used iceoryx
-// ends through exit(3) so that its C++ destructors deregister it from
-// RouDi (os.Exit runs none).
+// (directly or through Cyclone DDS) ends through exit(3) so that its C++
+// destructors deregister it from RouDi (os.Exit runs none).
 func exit(code int) {
 	iceoryxExit(code)
+	cycloneExit(code)
 	os.Exit(code)
 }
 
@@ -214,7 +215,7 @@ func cycloneMechanisms(work string) []mechanism {
 		{key: "cyclonedds", name: "Cyclone DDS" + cycloneVersion + " (C API, UDP loopback, waitset)", stamp: "due, before dds_write",
 			direction: "one-way", fanout: "1:N", access: "DDS Security plugins (not configured)", lossy: true,
 			peer: true, isolate: true, setup: cycloneSetup(work, false)},
-		{key: "cyclonedds-shm", name: "Cyclone DDS" + cycloneVersion + " (C API, iceoryx shared memory, waitset)", stamp: "due, before dds_write",
+		{key: "cyclonedds-shm", name: "Cyclone DDS" + cycloneVersion + " (C API, iceoryx shared memory, waitset)", stamp: "due, before dds_loan_sample",
 			direction: "one-way", fanout: "1:N", access: "DDS Security plugins (not configured); RouDi segments", lossy: true,
 			peer: true, isolate: true, daemon: roudiDaemon, setup: cycloneSetup(work, true)},
 	}
