@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -19,8 +20,10 @@ import (
 // one RouDi for the life of the process) then start clean for each row,
 // and a library that aborts takes only its row down.
 
-// measureIsolated measures one row in a child sender process.
-func measureIsolated(cfg config, m mechanism, size int, work string, r *Result) error {
+// measureIsolated measures one row in a child sender process, which
+// leads a process group of its own with its receivers; pgid holds the
+// group while it runs, for the harness to kill if it is interrupted.
+func measureIsolated(cfg config, m mechanism, size int, work string, r *Result, pgid *atomic.Int64) error {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		roleEnv+"=measure",
@@ -34,14 +37,22 @@ func measureIsolated(cfg config, m mechanism, size int, work string, r *Result) 
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	pgid.Store(int64(cmd.Process.Pid))
+	defer pgid.Store(0)
 	limit := cfg.latencyFor + cfg.throughputFor + 2*(startTimeout+resultTimeout)
 	timer := time.AfterFunc(limit, func() { cmd.Process.Kill() })
 	err := cmd.Wait()
 	timer.Stop()
+	// Receivers the sender left (it failed, or was killed) go too, before
+	// the row's daemon stops: they may be registered with it.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	for i := 0; i < 200 && syscall.Kill(-cmd.Process.Pid, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	var got Result
 	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); jerr != nil {
 		if err == nil {

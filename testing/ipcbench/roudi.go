@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,8 +69,14 @@ func roudiDaemon(work string) (stop func(), err error) {
 	if err != nil {
 		return nil, errors.New("iox-roudi not found: needs the Debian package iceoryx")
 	}
-	if _, err := os.Stat("/tmp/roudi"); err == nil {
-		return nil, errors.New("another RouDi is running on this machine (/tmp/roudi exists); iceoryx 2.0 allows one")
+	if pid := roudiRunning(); pid > 0 {
+		return nil, fmt.Errorf("another RouDi (pid %d) is running on this machine; iceoryx 2.0 allows one", pid)
+	}
+	// None runs: what is there was left by one that was killed.
+	for _, f := range append(roudiFiles(), deadRuntimeFiles()...) {
+		if os.Remove(f) == nil {
+			fmt.Fprintf(os.Stderr, "ipcbench: removed %s, left by a RouDi that was killed\n", f)
+		}
 	}
 	cfg := filepath.Join(work, "roudi.toml")
 	if err := os.WriteFile(cfg, []byte(roudiConfig), 0o600); err != nil {
@@ -92,7 +99,7 @@ func roudiDaemon(work string) (stop func(), err error) {
 				os.Remove(f)
 			}
 		}
-		for _, f := range roudiFiles() {
+		for _, f := range append(roudiFiles(), deadRuntimeFiles()...) {
 			if _, err := os.Stat(f); err == nil {
 				fmt.Fprintf(os.Stderr, "ipcbench: RouDi left %s; removed\n", f)
 				os.Remove(f)
@@ -134,4 +141,47 @@ func roudiDaemon(work string) (stop func(), err error) {
 	}
 	stop()
 	return nil, fmt.Errorf("RouDi did not start: %s", strings.TrimSpace(log.String()))
+}
+
+// deadRuntimeFiles are the Unix sockets and lock files in /tmp of the
+// iceoryx runtimes of processes that are gone: ours (ipcb-send-PID,
+// ipcb-recv-PID) and Cyclone DDS's (iceoryx_rt_PID_TIME). A process that
+// deregisters removes its own; one that was killed leaves them.
+func deadRuntimeFiles() []string {
+	var out []string
+	for _, pattern := range []string{"/tmp/ipcb-send-*", "/tmp/ipcb-recv-*", "/tmp/iceoryx_rt_*"} {
+		matches, _ := filepath.Glob(pattern)
+		for _, m := range matches {
+			rest := strings.TrimPrefix(filepath.Base(m), "iceoryx_rt_")
+			rest = strings.TrimPrefix(strings.TrimPrefix(rest, "ipcb-send-"), "ipcb-recv-")
+			pid, err := strconv.Atoi(strings.FieldsFunc(rest, func(r rune) bool { return r == '_' || r == '.' })[0])
+			if err != nil {
+				continue
+			}
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// roudiRunning returns the pid of a live iox-roudi, or 0.
+func roudiRunning() int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ...; a zombie has exited already.
+		if comm, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasSuffix(comm, "(iox-roudi") && !strings.HasPrefix(rest, "Z") {
+			return pid
+		}
+	}
+	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,12 +47,19 @@ func runAll(cfg config) ([]Result, error) {
 	// and also if the harness is interrupted: then the work directory
 	// goes too.
 	var daemonStop atomic.Pointer[func()]
+	var child atomic.Int64 // process group of the sender process of an isolated row
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
-		if _, ok := <-sigs; !ok {
-			return
+		<-sigs
+		if pg := int(child.Load()); pg > 0 {
+			// The sender and its receivers, before their daemon: they
+			// are registered with it.
+			syscall.Kill(-pg, syscall.SIGKILL)
+			for i := 0; i < 200 && syscall.Kill(-pg, 0) == nil; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 		if stop := daemonStop.Load(); stop != nil {
 			(*stop)()
@@ -98,14 +106,14 @@ func runAll(cfg config) ([]Result, error) {
 				report(r)
 				continue
 			}
-			stop = s
+			stop = sync.OnceFunc(s) // here or by the interrupt handler
 			daemonStop.Store(&stop)
 		}
 		for _, size := range sizes {
 			r := row(size)
 			var err error
 			if m.isolate {
-				err = measureIsolated(cfg, m, size, work, &r)
+				err = measureIsolated(cfg, m, size, work, &r, &child)
 			} else {
 				err = measure(cfg, m, size, &r)
 			}
@@ -114,8 +122,8 @@ func runAll(cfg config) ([]Result, error) {
 			}
 			report(r)
 		}
+		stop() // an interrupt handler calling it meanwhile waits for it
 		daemonStop.Store(nil)
-		stop()
 	}
 	return out, nil
 }
