@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,13 +55,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ipcbench: --rate and the durations must be positive")
 		os.Exit(2)
 	}
+	host := hostInfo()
 	results, err := runAll(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipcbench:", err)
 		os.Exit(1)
 	}
+	host.LoadEnd = loadAvg()
 	rat := ratios(results)
-	table := markdown(results) + "\nRatios (one-way p50, this run):\n\n" + ratiosText(rat)
+	table := markdown(results) + "\nRatios (one-way p50, this run):\n\n" + ratiosText(rat) +
+		fmt.Sprintf("\nHost: Linux %s, %d CPUs, %s; load average (1 min) %s at the start, %s at the end.\n",
+			host.Kernel, host.CPUs, host.Go, host.LoadStart, host.LoadEnd)
 	fmt.Print(table)
 	if cfg.mdPath != "" {
 		if err := os.WriteFile(cfg.mdPath, []byte(table), 0o644); err != nil {
@@ -70,9 +75,10 @@ func main() {
 	}
 	if cfg.jsonPath != "" {
 		b, _ := json.MarshalIndent(struct {
-			Results []Result `json:"results"`
-			Ratios  []Ratio  `json:"ratios"`
-		}{results, rat}, "", "  ")
+			Host    hostFacts `json:"host"`
+			Results []Result  `json:"results"`
+			Ratios  []Ratio   `json:"ratios"`
+		}{host, results, rat}, "", "  ")
 		if err := os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "ipcbench:", err)
 			os.Exit(1)
@@ -91,6 +97,41 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ipcbench: %d peer or floor rows failed\n", failed)
 		os.Exit(1)
 	}
+}
+
+// hostFacts is what the table depends on besides the code: the machine and
+// how busy it was (other processes share the CPUs with the run).
+type hostFacts struct {
+	Kernel    string `json:"kernel"`
+	CPUs      int    `json:"cpus"`
+	Go        string `json:"go"`
+	LoadStart string `json:"loadavg_start"` // 1-minute load average
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+func hostInfo() hostFacts {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	return hostFacts{Kernel: string(rel), CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadStart: loadAvg()}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 type config struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -36,15 +37,9 @@ func peerMechanisms(work string) []mechanism {
 // MECH their channel sets.
 func otherReceivers() map[string]receiverFunc {
 	m := map[string]receiverFunc{"floor": floorReceiver, "nats": natsReceiver, "zmq": zmqReceiver, "mqtt": mqttReceiver}
-	for k, v := range iceoryxReceivers() {
-		m[k] = v
-	}
-	for k, v := range libzmqReceivers() {
-		m[k] = v
-	}
-	for k, v := range cycloneReceivers() {
-		m[k] = v
-	}
+	maps.Copy(m, iceoryxReceivers())
+	maps.Copy(m, libzmqReceivers())
+	maps.Copy(m, cycloneReceivers())
 	return m
 }
 
