@@ -82,7 +82,11 @@ func roudiDaemon(work string) (stop func(), err error) {
 	if err := os.WriteFile(cfg, []byte(roudiConfig), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config-file", cfg, "--log-level", "warning")
+	// Monitoring off: with it, RouDi drops a process whose keepalive is
+	// 1.5 s late, which on a loaded machine (two vCPUs shared with builds)
+	// happened to a sender mid-run, whose next loan then crashed. The
+	// harness cleans up after its own dead processes instead.
+	cmd := exec.Command(bin, "--config-file", cfg, "--log-level", "warning", "--monitoring-mode", "off")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
