@@ -440,7 +440,12 @@ func markdown(rs []Result) string {
 	var b strings.Builder
 	b.WriteString("| mechanism | size | sender's stamp | p50 | p99 | p99.9 | max | msg/s | MB/s | CPU/msg | lost | direction | fan-out | access control |\n")
 	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
-	us := func(ns int64) string { return fmt.Sprintf("%.1f µs", float64(ns)/1e3) }
+	us := func(ns int64) string {
+		if ns < 10_000 { // the floors and the ring: tens of ns matter
+			return fmt.Sprintf("%.2f µs", float64(ns)/1e3)
+		}
+		return fmt.Sprintf("%.1f µs", float64(ns)/1e3)
+	}
 	for _, r := range rs {
 		size := strconv.Itoa(r.Size)
 		if r.SizeLabel != "" {
