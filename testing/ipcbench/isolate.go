@@ -53,8 +53,10 @@ func measureIsolated(cfg config, m mechanism, size int, work string, r *Result, 
 	for i := 0; i < 200 && syscall.Kill(-cmd.Process.Pid, 0) == nil; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The result is the last line; a C library may have logged before it.
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
 	var got Result
-	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); jerr != nil {
+	if jerr := json.Unmarshal(lines[len(lines)-1], &got); jerr != nil {
 		if err == nil {
 			err = jerr
 		}
