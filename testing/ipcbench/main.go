@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,8 +27,11 @@ const headerSize = 16
 const lastSeq = ^uint64(0)
 
 func main() {
-	if os.Getenv(roleEnv) == "recv" {
-		os.Exit(receive())
+	switch os.Getenv(roleEnv) {
+	case "recv":
+		exit(receive())
+	case "measure":
+		exit(measureChild())
 	}
 	var cfg config
 	var sizes string
@@ -51,20 +55,83 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ipcbench: --rate and the durations must be positive")
 		os.Exit(2)
 	}
+	host := hostInfo()
 	results, err := runAll(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipcbench:", err)
 		os.Exit(1)
 	}
-	table := markdown(results)
+	host.LoadEnd = loadAvg()
+	rat := ratios(results)
+	table := markdown(results) + "\nRatios (one-way p50, this run):\n\n" + ratiosText(rat) +
+		fmt.Sprintf("\nHost: Linux %s, %d CPUs, %s; load average (1 min) %s at the start, %s at the end.\n",
+			host.Kernel, host.CPUs, host.Go, host.LoadStart, host.LoadEnd)
 	fmt.Print(table)
 	if cfg.mdPath != "" {
-		os.WriteFile(cfg.mdPath, []byte(table), 0o644)
+		if err := os.WriteFile(cfg.mdPath, []byte(table), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "ipcbench:", err)
+			os.Exit(1)
+		}
 	}
 	if cfg.jsonPath != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644)
+		b, _ := json.MarshalIndent(struct {
+			Host    hostFacts `json:"host"`
+			Results []Result  `json:"results"`
+			Ratios  []Ratio   `json:"ratios"`
+		}{host, results, rat}, "", "  ")
+		if err := os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "ipcbench:", err)
+			os.Exit(1)
+		}
 	}
+	// A peer or a floor that could not be measured (not built, not
+	// installed, broken) fails the run, so CI notices.
+	failed := 0
+	for _, r := range results {
+		if (r.Peer || r.Floor) && r.Error != "" {
+			fmt.Fprintf(os.Stderr, "ipcbench: %s (%s): %s\n", r.Mechanism, r.Key, r.Error)
+			failed++
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "ipcbench: %d peer or floor rows failed\n", failed)
+		os.Exit(1)
+	}
+}
+
+// hostFacts is what the table depends on besides the code: the machine and
+// how busy it was (other processes share the CPUs with the run).
+type hostFacts struct {
+	Kernel    string `json:"kernel"`
+	CPUs      int    `json:"cpus"`
+	Go        string `json:"go"`
+	LoadStart string `json:"loadavg_start"` // 1-minute load average
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+func hostInfo() hostFacts {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	return hostFacts{Kernel: string(rel), CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadStart: loadAvg()}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 type config struct {
@@ -76,8 +143,13 @@ type config struct {
 
 // Result is one mechanism at one message size.
 type Result struct {
+	Key         string  `json:"key"`
 	Mechanism   string  `json:"mechanism"`
 	Size        int     `json:"size"`
+	SizeLabel   string  `json:"size_label,omitempty"` // instead of Size, for a mechanism without payload
+	Stamp       string  `json:"stamp"`                // where the sender's time stamp is taken
+	Peer        bool    `json:"peer,omitempty"`
+	Floor       bool    `json:"floor,omitempty"`
 	P50Ns       int64   `json:"p50_ns"`
 	P99Ns       int64   `json:"p99_ns"`
 	P999Ns      int64   `json:"p999_ns"`
@@ -121,37 +193,71 @@ type channel struct {
 	files   []*os.File
 	env     []string
 	cleanup func()
+	// pin: the sending thread runs on senderCPU for the run (the
+	// receiver pins itself, told by PIN_CPU in env).
+	pin       bool
+	senderCPU int
 }
+
+// receiverFunc opens a receiver for messages of size bytes; next returns
+// each message (it may reuse the buffer).
+type receiverFunc func(size int) (next func() ([]byte, error), err error)
 
 // mechanism is one way of moving bytes between processes.
 type mechanism struct {
 	key                             string // for --only
 	name, direction, fanout, access string
+	stamp                           string // where the sender's time stamp is taken, for the table
 	readers                         int
 	lossy                           bool // may drop under load; the receiver counts gaps
 	noPayload                       bool // carries no message: measured once, size "none"
 	setup                           func(size int) (*channel, error)
+
+	// peer: a system sensorbus is measured against; floor: what the
+	// kernel or the hardware costs at least. A failed row of either
+	// fails the run, so CI notices a peer that stopped working.
+	peer, floor bool
+	// latencyOnly: no throughput run (the floors move one word, not a
+	// stream of messages).
+	latencyOnly bool
+	// sizeLabel replaces the size column of a mechanism without payload.
+	sizeLabel string
+	// isolate: each row is measured by a sender process of its own, for
+	// libraries that keep per-process state (iceoryx's runtime, which
+	// belongs to one RouDi and cannot be re-initialised).
+	isolate bool
+	// daemon, if set, starts a server the rows need (RouDi, mosquitto)
+	// before the mechanism's first row; the returned stop runs after its
+	// last row, on every path, and when the harness is interrupted.
+	daemon func(work string) (stop func(), err error)
+	// unavailable says why this build cannot measure the mechanism (a
+	// peer built without its library): the row shows it and fails the run.
+	unavailable string
 }
 
 func mechanisms(work string) []mechanism {
+	ms := floorMechanisms(work)
+	ms = append(ms, baseMechanisms(work)...)
+	return append(ms, peerMechanisms(work)...)
+}
+
+func baseMechanisms(work string) []mechanism {
 	return []mechanism{
-		{key: "pipe", name: "pipe", direction: "one-way", fanout: "1:1", access: "descriptor inheritance", setup: setupPipe},
-		{key: "fifo", name: "named pipe (FIFO)", direction: "one-way", fanout: "1:1", access: "file mode", setup: func(size int) (*channel, error) { return setupFIFO(work) }},
-		{key: "uds-stream", name: "Unix socket (stream)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_STREAM, "uds-stream") }},
-		{key: "uds-seqpacket", name: "Unix socket (seqpacket)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_SEQPACKET, "uds-seqpacket") }},
-		{key: "tcp", name: "TCP loopback", direction: "two-way", fanout: "1:1", access: "none (any local process)", setup: setupTCP},
-		{key: "udp", name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
-		{key: "posix-mq", name: "POSIX message queue", direction: "one-way", fanout: "1:1", access: "file mode (mqueue fs)", setup: setupPosixMQ},
-		{key: "sysv-mq", name: "System V message queue", direction: "one-way", fanout: "1:1", access: "IPC permissions", setup: setupSysVMQ},
-		{key: "shm-sem", name: "shared memory + System V semaphores", direction: "one-way", fanout: "1:1", access: "file mode, IPC permissions", setup: setupShmSem(work)},
-		{key: "signal", name: "signal (real-time, queued)", direction: "one-way", fanout: "1:1", access: "same user or CAP_KILL", noPayload: true, setup: setupSignal},
-		{key: "mmap", name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
-		{key: "ring-spin", name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
-		{key: "ring-futex", name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
-		{key: "ring-spin-4", name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
-		{key: "ring-futex-4", name: "sensorbus ring (futex, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "block")},
-		{key: "nats", name: "NATS (embedded server, TCP loopback)", direction: "two-way", fanout: "1:N", access: "users, tokens, NKeys, TLS; per-subject permissions", lossy: true, setup: setupNATS},
-		{key: "zmq", name: "ZeroMQ PUB/SUB (go-zeromq, ipc://)", direction: "one-way", fanout: "1:N", access: "file mode; CURVE or PLAIN security", lossy: true, setup: setupZMQ(work)},
+		{key: "pipe", stamp: "due, before write", name: "pipe", direction: "one-way", fanout: "1:1", access: "descriptor inheritance", setup: setupPipe},
+		{key: "fifo", stamp: "due, before write", name: "named pipe (FIFO)", direction: "one-way", fanout: "1:1", access: "file mode", setup: func(size int) (*channel, error) { return setupFIFO(work) }},
+		{key: "uds-stream", stamp: "due, before write", name: "Unix socket (stream)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_STREAM, "uds-stream") }},
+		{key: "uds-seqpacket", stamp: "due, before write", name: "Unix socket (seqpacket)", direction: "two-way", fanout: "1:1", access: "file mode, SO_PEERCRED", setup: func(int) (*channel, error) { return setupSocketpair(syscall.SOCK_SEQPACKET, "uds-seqpacket") }},
+		{key: "tcp", stamp: "due, before write", name: "TCP loopback", direction: "two-way", fanout: "1:1", access: "none (any local process)", setup: setupTCP},
+		{key: "udp", stamp: "due, before write", name: "UDP loopback", direction: "one-way", fanout: "1:1", access: "none (any local process)", lossy: true, setup: setupUDP},
+		{key: "posix-mq", stamp: "due, before mq_timedsend", name: "POSIX message queue", direction: "one-way", fanout: "1:1", access: "file mode (mqueue fs)", setup: setupPosixMQ},
+		{key: "sysv-mq", stamp: "due, before msgsnd", name: "System V message queue", direction: "one-way", fanout: "1:1", access: "IPC permissions", setup: setupSysVMQ},
+		{key: "shm-sem", stamp: "due, before semop (free slot)", name: "shared memory + System V semaphores", direction: "one-way", fanout: "1:1", access: "file mode, IPC permissions", setup: setupShmSem(work)},
+		{key: "signal", stamp: "due, before rt_tgsigqueueinfo", name: "signal (real-time, queued)", direction: "one-way", fanout: "1:1", access: "same user or CAP_KILL", noPayload: true, setup: setupSignal},
+		{key: "mmap", stamp: "due, before the sequence store", name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
+		{key: "ring-spin", stamp: "due, before Publish", name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
+		{key: "ring-futex", stamp: "due, before Publish", name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
+		{key: "ring-spin-4", stamp: "due, before Publish", name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
+		{key: "ring-futex-4", stamp: "due, before Publish", name: "sensorbus ring (futex, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "block")},
 	}
 }
 

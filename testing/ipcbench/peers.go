@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,9 +15,42 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// What a Go user would pick instead of sensorbus: NATS, with the server
+// The systems a sensor team would pick instead of sensorbus. Those that
+// need a C library are built only when it is installed (build tags, set
+// by peertags.sh): a build without one gets a row that says which Debian
+// packages are missing, and fails the run. Here: NATS, with the server
 // embedded in the sender's process (its CPU time is the sender's), over
 // loopback TCP; and ZeroMQ's publish/subscribe in pure Go over ipc://.
+
+func peerMechanisms(work string) []mechanism {
+	ms := iceoryxMechanisms(work)
+	ms = append(ms, libzmqMechanism(work),
+		mechanism{key: "zmq", name: "ZeroMQ PUB/SUB (go-zeromq, pure Go, ipc://)", stamp: "due, before Send",
+			direction: "one-way", fanout: "1:N", access: "file mode; CURVE or PLAIN security", lossy: true, peer: true, setup: setupZMQ(work)})
+	ms = append(ms, cycloneMechanisms(work)...)
+	return append(ms, mqttMechanism(work),
+		mechanism{key: "nats", name: "NATS (embedded server, TCP loopback)", stamp: "due, before Publish",
+			direction: "two-way", fanout: "1:N", access: "users, tokens, NKeys, TLS; per-subject permissions", lossy: true, peer: true, setup: setupNATS})
+}
+
+// otherReceivers are the receivers of the floors and the peers, by the
+// MECH their channel sets.
+func otherReceivers() map[string]receiverFunc {
+	m := map[string]receiverFunc{"floor": floorReceiver, "nats": natsReceiver, "zmq": zmqReceiver, "mqtt": mqttReceiver}
+	maps.Copy(m, iceoryxReceivers())
+	maps.Copy(m, libzmqReceivers())
+	maps.Copy(m, cycloneReceivers())
+	return m
+}
+
+// exit ends a sender or receiver process; a process that used iceoryx
+// (directly or through Cyclone DDS) ends through exit(3) so that its C++
+// destructors deregister it from RouDi (os.Exit runs none).
+func exit(code int) {
+	iceoryxExit(code)
+	cycloneExit(code)
+	os.Exit(code)
+}
 
 const natsSubject = "ipcbench"
 
@@ -143,4 +177,45 @@ func zmqReceiver(int) (func() ([]byte, error), error) {
 		}
 		return m.Bytes(), nil
 	}, nil
+}
+
+// The peers that need a C library, described here whether or not this
+// build has the library; the build-tagged files supply the version
+// (" 2.0.3", or "" without the library), setup and receivers, or the
+// reason the library is missing (iceoryxMissing, ...; "" when built).
+
+func iceoryxMechanisms(work string) []mechanism {
+	ms := []mechanism{
+		{key: "iceoryx-poll", name: "iceoryx" + iceoryxVersion + " (C binding, polling subscriber)", stamp: "due, before loan",
+			direction: "one-way", fanout: "1:N", access: "Unix groups per shared-memory segment (RouDi config)", lossy: true,
+			peer: true, isolate: true, daemon: roudiDaemon, setup: iceoryxSetup("poll")},
+		{key: "iceoryx-waitset", name: "iceoryx" + iceoryxVersion + " (C binding, waitset subscriber)", stamp: "due, before loan",
+			direction: "one-way", fanout: "1:N", access: "Unix groups per shared-memory segment (RouDi config)", lossy: true,
+			peer: true, isolate: true, daemon: roudiDaemon, setup: iceoryxSetup("waitset")},
+	}
+	for i := range ms {
+		ms[i].unavailable = iceoryxMissing
+	}
+	return ms
+}
+
+func libzmqMechanism(work string) mechanism {
+	return mechanism{key: "libzmq", name: "ZeroMQ PUB/SUB (libzmq" + libzmqVersion() + " through cgo, ipc://)", stamp: "due, before zmq_send",
+		direction: "one-way", fanout: "1:N", access: "file mode; CURVE or PLAIN security", lossy: true, peer: true,
+		setup: libzmqSetup(work), unavailable: libzmqMissing}
+}
+
+func cycloneMechanisms(work string) []mechanism {
+	ms := []mechanism{
+		{key: "cyclonedds", name: "Cyclone DDS" + cycloneVersion + " (C API, UDP loopback, waitset)", stamp: "due, before dds_write",
+			direction: "one-way", fanout: "1:N", access: "DDS Security plugins (not configured)", lossy: true,
+			peer: true, isolate: true, setup: cycloneSetup(work, false)},
+		{key: "cyclonedds-shm", name: "Cyclone DDS" + cycloneVersion + " (C API, iceoryx shared memory, waitset)", stamp: "due, before dds_loan_sample",
+			direction: "one-way", fanout: "1:N", access: "DDS Security plugins (not configured); RouDi segments", lossy: true,
+			peer: true, isolate: true, daemon: roudiDaemon, setup: cycloneSetup(work, true)},
+	}
+	for i := range ms {
+		ms[i].unavailable = cycloneMissing
+	}
+	return ms
 }

@@ -11,9 +11,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -39,6 +43,31 @@ func runAll(cfg config) ([]Result, error) {
 			want[n] = true
 		}
 	}
+	// A daemon (RouDi, mosquitto) is stopped after its mechanism's rows,
+	// and also if the harness is interrupted: then the work directory
+	// goes too.
+	var daemonStop atomic.Pointer[func()]
+	var child atomic.Int64 // process group of the sender process of an isolated row
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		if pg := int(child.Load()); pg > 0 {
+			// The sender and its receivers, before their daemon: they
+			// are registered with it.
+			syscall.Kill(-pg, syscall.SIGKILL)
+			for i := 0; i < 200 && syscall.Kill(-pg, 0) == nil; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if stop := daemonStop.Load(); stop != nil {
+			(*stop)()
+		}
+		os.RemoveAll(work)
+		fmt.Fprintln(os.Stderr, "ipcbench: interrupted")
+		os.Exit(130)
+	}()
 	var out []Result
 	for _, m := range mechanisms(work) {
 		if want != nil && !want[m.key] {
@@ -48,14 +77,53 @@ func runAll(cfg config) ([]Result, error) {
 		if m.noPayload {
 			sizes = []int{0}
 		}
-		for _, size := range sizes {
-			r := Result{Mechanism: m.name, Size: size, Direction: m.direction, Fanout: m.fanout, Access: m.access}
-			if err := measure(cfg, m, size, &r); err != nil {
-				r.Error = err.Error()
+		row := func(size int) Result {
+			return Result{Key: m.key, Mechanism: m.name, Size: size, SizeLabel: m.sizeLabel, Stamp: m.stamp,
+				Peer: m.peer, Floor: m.floor, Direction: m.direction, Fanout: m.fanout, Access: m.access}
+		}
+		report := func(r Result) {
+			size := strconv.Itoa(r.Size) + " B"
+			if r.SizeLabel != "" {
+				size = r.SizeLabel
 			}
-			fmt.Fprintf(os.Stderr, "%-34s %6d B  p50 %8.1f µs  %10.0f msg/s  %s\n", m.name, size, float64(r.P50Ns)/1e3, r.MsgPerSec, r.Error)
+			fmt.Fprintf(os.Stderr, "%-50s %7s  p50 %8.1f µs  %10.0f msg/s  %s\n", m.name, size, float64(r.P50Ns)/1e3, r.MsgPerSec, r.Error)
 			out = append(out, r)
 		}
+		if m.unavailable != "" {
+			r := row(0)
+			r.SizeLabel = "all"
+			r.Error = m.unavailable
+			report(r)
+			continue
+		}
+		stop := func() {}
+		if m.daemon != nil {
+			s, err := m.daemon(work)
+			if err != nil {
+				r := row(0)
+				r.SizeLabel = "all"
+				r.Error = err.Error()
+				report(r)
+				continue
+			}
+			stop = sync.OnceFunc(s) // here or by the interrupt handler
+			daemonStop.Store(&stop)
+		}
+		for _, size := range sizes {
+			r := row(size)
+			var err error
+			if m.isolate {
+				err = measureIsolated(cfg, m, size, work, &r, &child)
+			} else {
+				err = measure(cfg, m, size, &r)
+			}
+			if err != nil {
+				r.Error = err.Error()
+			}
+			report(r)
+		}
+		stop() // an interrupt handler calling it meanwhile waits for it
+		daemonStop.Store(nil)
 	}
 	return out, nil
 }
@@ -66,6 +134,9 @@ func measure(cfg config, m mechanism, size int, r *Result) error {
 		return fmt.Errorf("latency run: %w", err)
 	}
 	r.P50Ns, r.P99Ns, r.P999Ns, r.MaxNs = lat[0].P50, lat[0].P99, lat[0].P999, lat[0].Max
+	if m.latencyOnly {
+		return nil
+	}
 	tp, sendCPU, err := runOnce(m, size, "throughput", cfg)
 	if err != nil {
 		return fmt.Errorf("throughput run: %w", err)
@@ -103,9 +174,18 @@ func runOnce(m mechanism, size int, mode string, cfg config) ([]recvResult, int6
 	}
 	var rs []rcv
 	defer func() {
+		// A receiver that reported exits by itself (an iceoryx one
+		// deregisters from RouDi on the way out): give it a moment, then
+		// kill it (one that failed may never end).
 		for _, r := range rs {
-			r.cmd.Process.Kill()
-			r.cmd.Wait()
+			done := make(chan struct{})
+			go func() { r.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				r.cmd.Process.Kill()
+				<-done
+			}
 		}
 	}()
 	for range readers {
@@ -113,6 +193,7 @@ func runOnce(m mechanism, size int, mode string, cfg config) ([]recvResult, int6
 		cmd.Env = append(os.Environ(), append([]string{roleEnv + "=recv", "SIZE=" + strconv.Itoa(size), "MODE=" + mode}, ch.env...)...)
 		cmd.ExtraFiles = ch.files
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no receiver outlives a crashed sender
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return nil, 0, err
@@ -140,6 +221,13 @@ func runOnce(m mechanism, size int, mode string, cfg config) ([]recvResult, int6
 	put := func(seq uint64, due int64) {
 		binary.LittleEndian.PutUint64(msg, seq)
 		binary.LittleEndian.PutUint64(msg[8:], uint64(due))
+	}
+	if ch.pin {
+		restore, err := pinThread(ch.senderCPU)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer restore()
 	}
 	cpu0 := cpuNs()
 	t0 := clock.Mono()
@@ -230,6 +318,13 @@ func receive() int {
 		return 0
 	}
 	fail := func(err error) int { res.Error = err.Error(); return report() }
+	if c := os.Getenv("PIN_CPU"); c != "" {
+		n, _ := strconv.Atoi(c)
+		if _, err := pinThread(n); err != nil { // for good: this goroutine receives
+			fmt.Println("ready")
+			return fail(err)
+		}
+	}
 	buf := make([]byte, size)
 	var next func() ([]byte, error)
 	switch os.Getenv("MECH") {
@@ -269,10 +364,9 @@ func receive() int {
 			return fail(err)
 		}
 		next = n
-	case "posix-mq", "sysv-mq", "mmap", "shm-sem", "nats", "zmq":
-		open := map[string]func(int) (func() ([]byte, error), error){
-			"posix-mq": posixMQReceiver, "sysv-mq": sysvMQReceiver, "mmap": mmapReceiver,
-			"shm-sem": shmSemReceiver, "nats": natsReceiver, "zmq": zmqReceiver,
+	case "posix-mq", "sysv-mq", "mmap", "shm-sem":
+		open := map[string]receiverFunc{
+			"posix-mq": posixMQReceiver, "sysv-mq": sysvMQReceiver, "mmap": mmapReceiver, "shm-sem": shmSemReceiver,
 		}[os.Getenv("MECH")]
 		n, err := open(size)
 		fmt.Println("ready")
@@ -301,8 +395,17 @@ func receive() int {
 			return s.Data, err
 		}
 	default:
+		open := otherReceivers()[os.Getenv("MECH")]
+		if open == nil {
+			fmt.Println("ready")
+			return fail(fmt.Errorf("unknown mechanism %q", os.Getenv("MECH")))
+		}
+		n, err := open(size)
 		fmt.Println("ready")
-		return fail(fmt.Errorf("unknown mechanism %q", os.Getenv("MECH")))
+		if err != nil {
+			return fail(err)
+		}
+		next = n
 	}
 	h := hdrhistogram.New(1, int64(10*time.Second), 3)
 	cpu0 := cpuNs()
@@ -335,21 +438,81 @@ func receive() int {
 
 func markdown(rs []Result) string {
 	var b strings.Builder
-	b.WriteString("| mechanism | size | p50 | p99 | p99.9 | max | msg/s | MB/s | CPU/msg | lost | direction | fan-out | access control |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
-	us := func(ns int64) string { return fmt.Sprintf("%.1f µs", float64(ns)/1e3) }
-	for _, r := range rs {
-		if r.Error != "" {
-			fmt.Fprintf(&b, "| %s | %d | error: %s | | | | | | | | %s | %s | %s |\n", r.Mechanism, r.Size, r.Error, r.Direction, r.Fanout, r.Access)
-			continue
+	b.WriteString("| mechanism | size | sender's stamp | p50 | p99 | p99.9 | max | msg/s | MB/s | CPU/msg | lost | direction | fan-out | access control |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+	us := func(ns int64) string {
+		if ns < 10_000 { // the floors and the ring: tens of ns matter
+			return fmt.Sprintf("%.2f µs", float64(ns)/1e3)
 		}
+		return fmt.Sprintf("%.1f µs", float64(ns)/1e3)
+	}
+	for _, r := range rs {
 		size := strconv.Itoa(r.Size)
-		if r.Size == 0 {
+		if r.SizeLabel != "" {
+			size = r.SizeLabel
+		} else if r.Size == 0 {
 			size = "none"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.0f | %.1f | %.2f µs | %.2f %% | %s | %s | %s |\n",
-			r.Mechanism, size, us(r.P50Ns), us(r.P99Ns), us(r.P999Ns), us(r.MaxNs), r.MsgPerSec, r.MBPerSec,
-			r.CPUNsPerMsg/1e3, r.LostPct, r.Direction, r.Fanout, r.Access)
+		if r.Error != "" {
+			fmt.Fprintf(&b, "| %s | %s | %s | error: %s | | | | | | | | %s | %s | %s |\n", r.Mechanism, size, r.Stamp, r.Error, r.Direction, r.Fanout, r.Access)
+			continue
+		}
+		tp := fmt.Sprintf("%.0f | %.1f | %.2f µs | %.2f %%", r.MsgPerSec, r.MBPerSec, r.CPUNsPerMsg/1e3, r.LostPct)
+		if r.Floor {
+			tp = "| | |" // latency only
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.Mechanism, size, r.Stamp, us(r.P50Ns), us(r.P99Ns), us(r.P999Ns), us(r.MaxNs), tp, r.Direction, r.Fanout, r.Access)
+	}
+	return b.String()
+}
+
+// Ratio is one of the comparisons issue 19 asks for, from the 64-byte
+// latency rows of one run.
+type Ratio struct {
+	What  string  `json:"what"`
+	Num   string  `json:"numerator"`
+	Den   string  `json:"denominator"`
+	Value float64 `json:"value"` // 0 when a row is missing or failed
+}
+
+// ratios compares the blocking ring reader's p50 with its floor and with
+// iceoryx's waitset subscriber, and the spinning reader's with its floor
+// and iceoryx's polling subscriber.
+func ratios(rs []Result) []Ratio {
+	p50 := func(key string) int64 {
+		for _, r := range rs {
+			if r.Key == key && r.Error == "" && (r.Size == 64 || r.Size == 0) {
+				return r.P50Ns
+			}
+		}
+		return 0
+	}
+	var out []Ratio
+	for _, q := range [][3]string{
+		{"blocking ring reader p50 / futex-wake floor p50", "ring-futex", "floor-futex"},
+		{"blocking ring reader p50 / futex-wake floor p50, not pinned", "ring-futex", "floor-futex-unpinned"},
+		{"blocking ring reader p50 / iceoryx waitset subscriber p50", "ring-futex", "iceoryx-waitset"},
+		{"spinning ring reader p50 / cache-line floor p50", "ring-spin", "floor-cacheline"},
+		{"spinning ring reader p50 / iceoryx polling subscriber p50", "ring-spin", "iceoryx-poll"},
+	} {
+		r := Ratio{What: q[0], Num: q[1], Den: q[2]}
+		if n, d := p50(q[1]), p50(q[2]); n > 0 && d > 0 {
+			r.Value = float64(n) / float64(d)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func ratiosText(rs []Ratio) string {
+	var b strings.Builder
+	for _, r := range rs {
+		v := "n/a (a row is missing or failed)"
+		if r.Value > 0 {
+			v = fmt.Sprintf("%.2f", r.Value)
+		}
+		fmt.Fprintf(&b, "- %s (64 B, `%s` / `%s`): %s\n", r.What, r.Num, r.Den, v)
 	}
 	return b.String()
 }
