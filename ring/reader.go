@@ -144,6 +144,10 @@ type Reader struct {
 	// locked: the writer's liveness is its lock on the ring file (a
 	// named ring); otherwise the owner calls WriterGone.
 	locked bool
+	// fast: TryNext may take its short path (an unguarded Stream reader
+	// that has not ended).
+	fast bool
+	done atomic.Bool // set by Close
 
 	waiting, wakeSeq *uint32 // in the wake area; nil unless WaitBlock
 
@@ -159,7 +163,6 @@ type Reader struct {
 	checkNow atomic.Bool  // set by Interrupt: check the writer's liveness at once
 	canceled atomic.Bool  // set by Cancel
 	gone     atomic.Bool  // set by WriterGone
-	done     atomic.Bool  // set by Close
 	life     sync.Mutex   // held by Close and by whatever touches the wake area from outside Next
 }
 
@@ -295,6 +298,7 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 		}
 	}
 	r.mask = uint64(r.geo.slotCount - 1)
+	r.fast = !r.guarded && cfg.Mode == Stream
 	r.spinLines = -1
 	if cfg.Wait == WaitSpin && cfg.Mode == Stream {
 		r.spinLines = sampleLines(r.geo.slotSize) - 1
@@ -430,11 +434,17 @@ func (r *Reader) guard(f func() error) (err error) {
 			if !isFault(v) {
 				panic(v)
 			}
-			r.end = badSegment("memory fault reading the ring: its file was truncated under the mapping")
+			r.setEnd(badSegment("memory fault reading the ring: its file was truncated under the mapping"))
 			err = r.end
 		}
 	}()
 	return f()
+}
+
+// setEnd records the error that ends the reader.
+func (r *Reader) setEnd(err error) {
+	r.end = err
+	r.fast = false
 }
 
 // isFault reports whether a recovered panic is a memory fault: one with
@@ -524,10 +534,18 @@ const maxTries = 64
 
 // TryNext returns the next sample if one is ready, without waiting.
 func (r *Reader) TryNext() (Sample, bool, error) {
-	if r.guarded || r.end != nil || r.done.Load() {
-		return r.tryNextSlow()
+	// The common case first, kept small: a Stream reader whose next
+	// sample is in its slot. Everything else takes tryNextSlow. (A
+	// closed reader's retired mapping reads as empty slots, so the
+	// closed state is checked there.)
+	if r.fast {
+		if st, n, ts, _ := r.read(r.next); st == slotOK {
+			i := r.next
+			lost := r.deliver(i, n)
+			return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
+		}
 	}
-	return r.tryNext()
+	return r.tryNextSlow()
 }
 
 // tryNextSlow is TryNext for a closed or ended reader, or one whose reads
@@ -559,7 +577,8 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 		st, n, ts, idx := r.read(i)
 		switch st {
 		case slotOK:
-			return r.deliver(i, n, ts), true, nil
+			lost := r.deliver(i, n)
+			return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
 		case slotTorn:
 			r.stats.Retries++
 			continue
@@ -597,7 +616,8 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 			st, n, ts, _ = r.read(i)
 			switch st {
 			case slotOK:
-				return r.deliver(i, n, ts), true, nil
+				lost := r.deliver(i, n)
+			return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
 			case slotTorn, slotNewer:
 				// The writer came round meanwhile: the loop sees it.
 			default:
@@ -624,15 +644,17 @@ func (r *Reader) cursorPlausible(c uint64) bool {
 	return st != slotEmpty && (st != slotOlder || uint32(n) == voidLen)
 }
 
-func (r *Reader) deliver(i uint64, n int, ts int64) Sample {
+// deliver accounts sample i, of n bytes, as delivered and returns the
+// samples lost right before it. (The caller builds the Sample in its
+// return statement: a Sample returned through a helper costs copies.)
+func (r *Reader) deliver(i uint64, n int) (lost uint64) {
 	if r.spinLines >= 0 {
 		r.spinLines = sampleLines(n) - 1 // the next sample is likely alike
 	}
 	r.next = i + 1
 	r.stats.Received++
-	lost := r.pending
-	r.pending = 0
-	return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}
+	lost, r.pending = r.pending, 0
+	return lost
 }
 
 func (r *Reader) skip(n uint64) {
@@ -756,7 +778,7 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 						break
 					}
 				}
-				r.end = err
+				r.setEnd(err)
 			}
 			return Sample{}, err
 		}
