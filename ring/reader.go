@@ -617,7 +617,7 @@ func (r *Reader) tryNext() (Sample, bool, error) {
 			switch st {
 			case slotOK:
 				lost := r.deliver(i, n)
-			return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
+				return Sample{Index: i, PublishedAt: ts, Data: r.buf[:n], Lost: lost}, true, nil
 			case slotTorn, slotNewer:
 				// The writer came round meanwhile: the loop sees it.
 			default:
