@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/schema"
+	"github.com/sensorbus/sensorbus/testing/bustest"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
 	"github.com/sensorbus/sensorbus/testing/proctest"
 )
@@ -42,22 +42,7 @@ func TestMain(m *testing.M) {
 
 // testBus returns a fresh bus, standing for one host; the test fails if
 // any topic file is left in it afterwards.
-func testBus(t testing.TB) bus.Options {
-	t.Helper()
-	root, err := os.MkdirTemp("", "bridgetest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := bus.Options{Dir: filepath.Join(root, "bus")}
-	t.Cleanup(func() {
-		left, _ := bus.Files(opts)
-		os.RemoveAll(root)
-		if len(left) > 0 && !t.Failed() {
-			t.Errorf("files left behind: %v", left)
-		}
-	})
-	return opts
-}
+func testBus(t testing.TB) bus.Options { return bustest.New(t, "bridgetest-") }
 
 // Test samples are 64-byte schema.Raw messages whose Data carries the
 // sequence number, filler derived from it and a CRC-32C: a sample is its

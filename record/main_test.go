@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/schema"
+	"github.com/sensorbus/sensorbus/testing/bustest"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
 )
 
@@ -26,22 +26,7 @@ func TestMain(m *testing.M) {
 
 // testBus returns Options for a fresh bus, removed afterwards; the test
 // fails if the bus holds anything then.
-func testBus(t testing.TB) bus.Options {
-	t.Helper()
-	root, err := os.MkdirTemp("", "rectest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := bus.Options{Dir: filepath.Join(root, "bus")}
-	t.Cleanup(func() {
-		left, _ := bus.Files(opts)
-		os.RemoveAll(root)
-		if len(left) > 0 && !t.Failed() {
-			t.Errorf("files left behind: %v", left)
-		}
-	})
-	return opts
-}
+func testBus(t testing.TB) bus.Options { return bustest.New(t, "rectest-") }
 
 // synthPublisher publishes synthetic samples of s on topic, which
 // subscribers verify from the ring index alone (internal/app's generator).
