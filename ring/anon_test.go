@@ -621,3 +621,38 @@ func TestEndAfterLongSkip(t *testing.T) {
 		t.Fatalf("stats %+v, want the whole gap of %d lost", st, 4*maxTries)
 	}
 }
+
+// A reader that finds the oldest sample overwritten as it starts loses
+// that one sample, not a margin; one that keeps being lapped restarts
+// further ahead.
+func TestLapLosesNoMoreThanItMust(t *testing.T) {
+	const slots = 64
+	w := mustCreate(t, Config{SlotSize: 16, Slots: slots})
+	defer w.Close()
+	for i := range uint64(200) {
+		w.Publish(payload(i, 16))
+	}
+	r := attachTo(t, w, ReaderConfig{Wait: WaitSpin, Start: FromOldest})
+	w.Publish(payload(200, 16)) // overwrites the oldest, 136, before the reader reads it
+	s, ok, err := r.TryNext()
+	if !ok || err != nil || s.Index != 137 || s.Lost != 1 {
+		t.Fatalf("first sample: %+v %v %v; want 137 with 1 lost", s, ok, err)
+	}
+	// Lapped again and again: the restarts move further ahead.
+	var restarts []uint64
+	for range 6 {
+		for range slots + 10 {
+			w.Publish(payload(0, 16))
+		}
+		s, ok, err := r.TryNext()
+		if !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		restarts = append(restarts, s.Index-(w.Published()-slots))
+	}
+	for k := 1; k < len(restarts); k++ {
+		if restarts[k] < restarts[k-1] || restarts[len(restarts)-1] != slots/8 {
+			t.Fatalf("restart points past the oldest sample: %v; want growing to %d", restarts, slots/8)
+		}
+	}
+}

@@ -156,8 +156,10 @@ type Reader struct {
 	stats     ReaderStats
 	lastCheck int64 // Mono of the last liveness check
 	fence     uint32
-	spinLines int   // cache lines after a slot's first that a spinning Stream reader prefetches; -1: none
-	end       error // ErrWriterClosed, ErrWriterDead or ErrBadSegment once final
+	spinLines int    // cache lines after a slot's first that a spinning Stream reader prefetches; -1: none
+	lapAt     uint64 // where the reader restarted when last lapped
+	headroom  uint64 // how far past the oldest sample the last lap restarted
+	end       error  // ErrWriterClosed, ErrWriterDead or ErrBadSegment once final
 
 	fd       atomic.Int64 // ring file, for the liveness lock; -1 once closed
 	checkNow atomic.Bool  // set by Interrupt: check the writer's liveness at once
@@ -664,17 +666,27 @@ func (r *Reader) skip(n uint64) {
 }
 
 // lapped moves a Stream reader that the writer overtook to the oldest
-// sample still in the ring, plus an eighth of the ring of headroom so it
-// is not overtaken again at once, counting every sample it passes as lost.
-// With the cursor at c the ring holds samples c-N .. c-1, unless the writer
-// is already overwriting c-N; then the next read finds that slot busy or
-// newer and laps again. Each call moves the reader forward.
+// sample still in the ring, counting every sample it passes as lost. With
+// the cursor at c the ring holds samples c-N .. c-1, unless the writer is
+// already overwriting c-N; then the next read finds that slot busy or
+// newer and laps again. A reader lapped again within a ring's worth of its
+// last lap is slower than the writer: it restarts further ahead, the
+// headroom doubling with each such lap up to an eighth of the ring, so it
+// is not overtaken again at once (and, flat out, stays out of the lines
+// the writer takes next). One lapped once, or after keeping up, loses no
+// more than it must. Each call moves the reader forward.
 func (r *Reader) lapped(c uint64) {
 	n := uint64(r.geo.slotCount)
-	target := min(c-min(c, n)+n/8, c)
+	if r.next < r.lapAt+n {
+		r.headroom = min(max(2*r.headroom, 1), n/8)
+	} else {
+		r.headroom = 0
+	}
+	target := min(c-min(c, n)+r.headroom, c)
 	if target <= r.next {
 		target = r.next + 1 // sample r.next is gone either way
 	}
+	r.lapAt = target
 	r.skip(target - r.next)
 }
 

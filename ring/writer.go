@@ -497,7 +497,7 @@ func (w *Writer) commit(s slotRef, i uint64, seq uint32, n int) {
 // Distances of 2, 3, 6 and 8 samples did no better. A ring of 256 slots
 // still costs 50 ns with readers: readers that cannot keep up with a
 // writer publishing flat out are lapped every hundred or so samples and
-// restart an eighth of the ring past the oldest sample (Reader.lapped),
+// restart up to an eighth of the ring past the oldest sample (Reader.lapped),
 // just ahead of the writer, where they hold the lines it takes next. The
 // slot ahead holds a sample about to be overwritten, so a reader still
 // reading it loses little; rings of fewer than 4*prefetchDistance slots
