@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
-	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/internal/clock"
+	"github.com/sensorbus/sensorbus/internal/synth"
 	"github.com/sensorbus/sensorbus/schema"
 	"github.com/sensorbus/sensorbus/testing/leakcheck"
 )
