@@ -45,7 +45,8 @@ killed with kill -9 leaves a file that busctl info, export and replay read
 up to its last complete chunk. SIGINT, SIGTERM and SIGHUP, --duration or
 --count finish the file (summary and index written) and print what was
 recorded, a line per topic (--json: one JSON line). Progress goes to
-stderr, a line each: topics attached, samples lost, files written. With
+stderr, a line each: topics attached, files written; samples lost are
+logged (level warn) with where they happened. With
 --split-size or --split-duration the files are FILE-0001.mcap,
 FILE-0002.mcap, ...
 
@@ -322,7 +323,8 @@ func (f *recordFlags) checkOutput(snapshot bool) error {
 }
 
 // notices prints the recorder's progress on stderr, a line each; Notify
-// calls it from the recorder's goroutines.
+// calls it from the recorder's goroutines. Loss is left to the recorder's
+// log (level warn), which says where it happened.
 type notices struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -334,8 +336,6 @@ func (n *notices) event(ev record.Event) {
 	switch ev.Kind {
 	case record.EventAttached:
 		fmt.Fprintf(n.w, "busctl record: recording %s\n", ev.Topic)
-	case record.EventLoss:
-		fmt.Fprintf(n.w, "busctl record: %s: lost %d samples (recorded as a gap)\n", ev.Topic, ev.Lost)
 	case record.EventTopicDone:
 		fmt.Fprintf(n.w, "busctl record: %s: publisher gone\n", ev.Topic)
 	case record.EventFile:
