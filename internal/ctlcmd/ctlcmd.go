@@ -39,7 +39,7 @@ func Command(stdout, stderr io.Writer) *cobra.Command {
 	b.Register(root.PersistentFlags())
 	opts := func() (bus.Options, error) { return b.Options() }
 
-	root.AddCommand(listCmd(opts), withSubscribers(infoCmd(opts), opts), echoCmd(opts, stdout, stderr), hzCmd(opts), schemaCmd(opts), gcCmd(opts), doctorCmd(), bridgeCmd(opts, stderr), completionCmd(root), metricsCmd(opts), topCmd(opts))
+	root.AddCommand(listCmd(opts), withRecordings(withSubscribers(infoCmd(opts), opts)), echoCmd(opts, stdout, stderr), hzCmd(opts), schemaCmd(opts), gcCmd(opts), doctorCmd(), bridgeCmd(opts, stderr), completionCmd(root), metricsCmd(opts), topCmd(opts), recordCmd(opts, stderr), replayCmd(opts, stderr), exportCmd())
 	return root
 }
 

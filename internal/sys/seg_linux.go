@@ -35,6 +35,10 @@ var (
 // end of its terminal or ssh session.
 var TermSignals = []os.Signal{os.Interrupt, unix.SIGTERM, unix.SIGHUP}
 
+// SnapshotSignal asks a flight recorder (busctl record --snapshot) to
+// write what it holds: SIGUSR1.
+var SnapshotSignal os.Signal = unix.SIGUSR1
+
 // File seals (fcntl F_ADD_SEALS, memfd only).
 const (
 	SealSeal        = unix.F_SEAL_SEAL         // no more seals may be added

@@ -9,6 +9,8 @@ import (
 
 var TermSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
+var SnapshotSignal os.Signal = syscall.SIGUSR1
+
 var (
 	ECONNREFUSED error = syscall.ECONNREFUSED
 	ECONNRESET   error = syscall.ECONNRESET

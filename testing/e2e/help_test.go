@@ -23,7 +23,7 @@ func TestHelpGolden(t *testing.T) {
 		{"subscriber", "--help"},
 		{"busctl", "--help"},
 	}
-	for _, sub := range []string{"list", "info", "echo", "hz", "schema", "gc", "doctor", "bridge", "completion"} {
+	for _, sub := range []string{"list", "info", "echo", "hz", "schema", "gc", "doctor", "bridge", "completion", "record", "replay", "export"} {
 		cases = append(cases, []string{"busctl", sub, "--help"})
 	}
 	for _, args := range cases {
