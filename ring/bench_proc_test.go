@@ -514,8 +514,8 @@ func BenchmarkYardstickPipe(b *testing.B) {
 // BenchmarkBlockingFloor sets the blocking reader beside the floor under
 // it, in one run: at 10,000 samples/s, a 64-byte sample through the ring
 // to a WaitBlock reader in another process, timed from the Publish call
-// (ring-p50-ns); then, as many times at the same pace, the bare kernel
-// hand-off no blocking reader can beat: the benchmark stores its clock in
+// (ring-p50-ns); and, interleaved with it at the same pace, the bare
+// kernel hand-off no blocking reader can beat: the benchmark stores its clock in
 // a shared page, bumps a word there and wakes with FUTEX_WAKE another
 // process sleeping on the word in FUTEX_WAIT, which records its clock
 // minus the stamp (floor-p50-ns: the sleeper makes the bare system call;
@@ -548,35 +548,37 @@ func BenchmarkBlockingFloor(b *testing.B) {
 		floors = append(floors, sleeper{c, u32(mem, 0), (*int64)(unsafe.Pointer(&mem[8]))})
 	}
 
+	// The three interleaved, each at 10,000/s, a third of a period apart,
+	// so that all three meet the same machine: on a shared VM, load that
+	// comes and goes would otherwise decide the ratio.
 	const interval = int64(100 * time.Microsecond)
 	p := make([]byte, 64)
 	pub := hdrhistogram.New(1, int64(10*time.Second), 3)
-	n := 0
 	next := clock.Mono()
+	spinUntil := func(t int64) {
+		for clock.Mono() < t {
+		}
+	}
+	v := uint32(0)
 	for b.Loop() {
 		next += interval
-		for clock.Mono() < next {
-		}
+		spinUntil(next)
 		t0 := clock.Mono()
 		binary.LittleEndian.PutUint64(p, uint64(t0))
 		w.Publish(p)
 		pub.RecordValue(max(clock.Mono()-t0, 1))
-		n++
-	}
-	w.Close()
-	ring := benchResult(b, r)
-
-	var res [2]benchReaderResult
-	for k, f := range floors {
-		next := clock.Mono()
-		for v := uint32(1); v <= uint32(n); v++ {
-			next += interval
-			for clock.Mono() < next {
-			}
+		v++
+		for k, f := range floors {
+			spinUntil(next + int64(k+1)*interval/3)
 			atomic.StoreInt64(f.stamp, clock.Mono())
 			atomic.StoreUint32(f.word, v)
 			sys.FutexWakeRaw(f.word)
 		}
+	}
+	w.Close()
+	ring := benchResult(b, r)
+	var res [2]benchReaderResult
+	for k, f := range floors {
 		atomic.StoreUint32(f.word, ^uint32(0))
 		sys.FutexWakeRaw(f.word)
 		res[k] = benchResult(b, f.c)

@@ -152,6 +152,7 @@ type Reader struct {
 	lastCheck int64 // Mono of the last liveness check
 	fence     uint32
 	spinLines int   // cache lines after a slot's first that a spinning Stream reader prefetches; -1: none
+	wakeLines int   // cache lines from a slot's start that a Stream reader prefetches after a sleep
 	end       error // ErrWriterClosed, ErrWriterDead or ErrBadSegment once final
 
 	fd       atomic.Int64 // ring file, for the liveness lock; -1 once closed
@@ -298,6 +299,7 @@ func attach(rfd, wfd int, path string, cfg ReaderConfig) (_ *Reader, err error) 
 	if cfg.Wait == WaitSpin && cfg.Mode == Stream {
 		r.spinLines = sampleLines(r.geo.slotSize) - 1
 	}
+	r.wakeLines = sampleLines(r.geo.slotSize)
 	r.buf = make([]byte, r.geo.slotSize)
 	r.cursor = newSplit64(r.mem, offCursor)
 	r.beat = u32(r.mem, offHeartbeat)
@@ -754,6 +756,18 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 		// EAGAIN (woken already), EINTR (Go's preemption signals),
 		// ETIMEDOUT and spurious wake-ups all lead back to the top.
 		sys.FutexWait(r.wakeSeq, v, timeout)
+		r.fetchNext()
+	}
+}
+
+// fetchNext asks for the cache lines of the next sample's slot, which the
+// writer has (most likely) just written, on the way back from a sleep:
+// they then cross from the writer's core while the Go runtime finishes
+// the system call, rather than one after the other once the copy asks.
+func (r *Reader) fetchNext() {
+	if r.cfg.Mode == Stream {
+		s := slotAt(r.mem, headerSize+int(r.next&r.mask)*r.geo.slotStride)
+		prefetch(s.p, r.wakeLines)
 	}
 }
 
