@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,6 +47,8 @@ func benchWait(s string) Wait {
 	switch s {
 	case "spin":
 		return WaitSpin
+	case "adaptive":
+		return WaitAdaptive
 	}
 	return WaitBlock
 }
@@ -590,4 +593,75 @@ func BenchmarkBlockingFloor(b *testing.B) {
 	b.ReportMetric(float64(pub.ValueAtQuantile(50)), "publish-p50-ns")
 	b.ReportMetric(float64(ring.P99), "ring-p99-ns")
 	b.ReportMetric(float64(res[0].P99), "floor-p99-ns")
+}
+
+// BenchmarkAdaptive compares the three wait modes on one topic, in one
+// run: a reader process of each mode in turn reads 64-byte samples
+// published at a periodic 1 kHz or 10 kHz, or at irregular intervals
+// (exponentially distributed, mean 100 µs, the same sequence for every
+// mode). The writer paces by spinning. Per mode, <mode>-p50-ns is the
+// median one-way latency from the Publish call and <mode>-cpu the reader
+// process's CPU time (user and system, all its threads) per unit of wall
+// time from its first sample on; adaptive/spin and adaptive/block are
+// ratios of the medians.
+func BenchmarkAdaptive(b *testing.B) {
+	topics := []struct {
+		name      string
+		interval  time.Duration
+		irregular bool
+		samples   int
+	}{
+		{"periodic-1kHz", time.Millisecond, false, 3000},
+		{"periodic-10kHz", 100 * time.Microsecond, false, 20000},
+		{"irregular-10kHz", 100 * time.Microsecond, true, 20000},
+	}
+	modes := []string{"spin", "adaptive", "block"}
+	for _, topic := range topics {
+		b.Run(topic.name, func(b *testing.B) {
+			var p50, cpu [3]float64
+			for b.Loop() {
+				for k, mode := range modes {
+					res := adaptiveRun(b, mode, topic.interval, topic.irregular, topic.samples)
+					p50[k], cpu[k] = float64(res.CallP50), res.CPU
+				}
+			}
+			for k, mode := range modes {
+				b.ReportMetric(p50[k], mode+"-p50-ns")
+				b.ReportMetric(cpu[k], mode+"-cpu")
+			}
+			b.ReportMetric(p50[1]/p50[0], "adaptive/spin")
+			b.ReportMetric(p50[1]/p50[2], "adaptive/block")
+		})
+	}
+}
+
+// adaptiveRun publishes samples 64-byte samples to a reader process
+// waiting as mode says, spaced by interval (or, irregular, by
+// exponentially distributed gaps of that mean), and returns what the
+// reader measured.
+func adaptiveRun(b *testing.B, mode string, interval time.Duration, irregular bool, samples int) benchReaderResult {
+	dir := testDir(b)
+	w := mustCreate(b, Config{Dir: dir, Name: "adapt", SlotSize: 64, Slots: 4096})
+	r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=adapt", "RING_WAIT="+mode)
+	r.Expect("ready")
+	rnd := rand.New(rand.NewPCG(19, 2))
+	p := make([]byte, 64)
+	next := clock.Mono()
+	for range samples {
+		gap := int64(interval)
+		if irregular {
+			gap = int64(rnd.ExpFloat64() * float64(interval))
+		}
+		next += gap
+		for clock.Mono() < next {
+		}
+		binary.LittleEndian.PutUint64(p, uint64(clock.Mono()))
+		w.Publish(p)
+	}
+	w.Close()
+	res := benchResult(b, r)
+	if res.Lost != 0 {
+		b.Errorf("%s reader lost %d samples", mode, res.Lost)
+	}
+	return res
 }
