@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/internal/sys"
@@ -460,7 +459,7 @@ func (w *Writer) begin(s slotRef, i uint64) uint32 {
 		// wake area's line, which commit loads and then writes: ask for
 		// that line now, so it arrives during the copy rather than on
 		// the way to the futex wake (see wake).
-		prefetchw(unsafe.Pointer(w.waiting), 1)
+		prefetchwWord(w.waiting)
 	}
 	return seq
 }
