@@ -23,10 +23,11 @@ import "time"
 //
 // Next then plans each wait (plan): on a regular topic it sleeps on the
 // futex, announced as a blocking reader does, so a sample that comes early
-// still wakes it, with a timeout that ends its sleep late-estimate before
-// the sample is due less a guard of twice the jitter; from there it polls
-// until the guard past the due time (at most a quarter of the interval
-// when the sleep cannot end in time). A sample that has not come by then
+// still wakes it, with a timeout meant to end the sleep (given the mean
+// lateness) the jitter plus adaptGuard before the sample is due; from there
+// it polls until twice the jitter plus adaptGuard past the due time (or
+// from at most a quarter of the interval before, when no sleep can end in
+// time). A sample that has not come by then
 // is late beyond the pattern: the reader waits as WaitBlock does, and the
 // late sample's interval raises the jitter. Until the pattern is learned,
 // for topics faster than adaptMinInterval and for irregular ones (jitter
@@ -61,7 +62,7 @@ const (
 	// this fraction of its interval (1/8).
 	adaptMaxJitter = 8
 	// adaptGuard is the least time polled before and after a due time,
-	// on top of twice the jitter.
+	// on top of the jitter before it and twice the jitter after it.
 	adaptGuard = int64(2 * time.Microsecond)
 	// adaptMinSleep: a sleep shorter than this is not worth the system
 	// call; the reader polls instead.
@@ -106,15 +107,18 @@ func (a *adaptive) plan(next uint64, now int64) (spin bool, sleepFor time.Durati
 		return false, -1, 0 // (a sample skipped since: the pattern is for the next one)
 	}
 	due := a.lastTS + a.interval
-	guard := 2*a.jitter + adaptGuard
-	switch from := due - guard; {
-	case now >= due+guard:
+	from, until := due-a.jitter-adaptGuard, due+2*a.jitter+adaptGuard
+	switch {
+	case now >= until:
 		return false, -1, 0 // later than the pattern allows: block
 	case now >= from:
 		return true, 0, 0
 	default:
-		late := a.late + a.lateDev
-		if late == 0 {
+		// Aimed at the mean lateness: a sleep that ends later still
+		// has the guard before the due time, and one later than that
+		// is woken by the sample, as a blocking reader is.
+		late := a.late
+		if late == 0 && a.lateDev == 0 {
 			late = adaptLateInit // no timed sleep measured yet
 		}
 		wakeAt = from - late

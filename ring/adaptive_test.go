@@ -37,34 +37,34 @@ func TestAdaptivePlanPeriodic(t *testing.T) {
 	}
 	last := uint64(adaptWarmup)
 	due := int64(last+1) * interval
-	guard := 2*a.jitter + adaptGuard
+	from, until := due-a.jitter-adaptGuard, due+2*a.jitter+adaptGuard
 	// Just after the last sample: sleep, ending adaptLateInit before
-	// the guard (no timed sleep measured yet).
+	// polling starts (no timed sleep measured yet).
 	spin, sleep, wakeAt := a.plan(last+1, int64(last)*interval+us)
-	if spin || wakeAt != due-guard-adaptLateInit || sleep != time.Duration(wakeAt-(int64(last)*interval+us)) {
-		t.Fatalf("after a sample: spin %v, sleep %v until %d; want a sleep until %d", spin, sleep, wakeAt, due-guard-adaptLateInit)
+	if spin || wakeAt != from-adaptLateInit || sleep != time.Duration(wakeAt-(int64(last)*interval+us)) {
+		t.Fatalf("after a sample: spin %v, sleep %v until %d; want a sleep until %d", spin, sleep, wakeAt, from-adaptLateInit)
 	}
 	// The sleep ended 20 µs late: learned, the next sleeps end earlier.
 	a.woke(wakeAt, wakeAt+20*us)
 	if a.late != 20*us {
 		t.Fatalf("late %d after one sleep 20 µs late", a.late)
 	}
-	if _, _, w2 := a.plan(last+1, int64(last)*interval+us); w2 != due-guard-20*us {
-		t.Fatalf("sleep until %d, want %d", w2, due-guard-20*us)
+	if _, _, w2 := a.plan(last+1, int64(last)*interval+us); w2 != from-20*us {
+		t.Fatalf("sleep until %d, want %d", w2, from-20*us)
 	}
 	// A wake-up before the timer says nothing about it.
 	a.woke(wakeAt, wakeAt-5*us)
 	if a.late != 20*us || a.lateDev != 0 {
 		t.Fatalf("an early wake-up changed the late estimate: %+v", a)
 	}
-	// Within the guard of the due time: poll.
-	for _, now := range []int64{due - guard, due, due + guard - 1} {
+	// Around the due time: poll.
+	for _, now := range []int64{from, due, until - 1} {
 		if spin, _, _ := a.plan(last+1, now); !spin {
-			t.Fatalf("at %d (due %d, guard %d): no poll", now, due, guard)
+			t.Fatalf("at %d (due %d, polling from %d to %d): no poll", now, due, from, until)
 		}
 	}
 	// Past it: the sample is late; block.
-	if spin, sleep, _ := a.plan(last+1, due+guard); spin || sleep >= 0 {
+	if spin, sleep, _ := a.plan(last+1, until); spin || sleep >= 0 {
 		t.Fatalf("past the guard: spin %v, sleep %v; want a blocking wait", spin, sleep)
 	}
 	// A sample skipped since the last learned: the pattern is not for it.
