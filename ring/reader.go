@@ -760,11 +760,11 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 		// Announce, then look again: a writer that publishes after the
 		// look sees the announcement and bumps wakeSeq.
 		v := atomic.LoadUint32(r.wakeSeq)
-		if r.canceled.Load() || r.done.Load() || r.checkNow.Load() {
-			// Cancel, Close, Interrupt or WriterGone since checkEnd:
-			// they set their flag before they bump wakeSeq, so one
-			// whose bump is already in v is seen here, and one that
-			// comes later ends the sleep.
+		if r.canceled.Load() || r.done.Load() || r.checkNow.Load() || ctx.Err() != nil {
+			// Cancel, Close, Interrupt, WriterGone or the context since
+			// checkEnd: each sets its flag (a context its error) before
+			// wakeSeq is bumped, so one whose bump is already in v is
+			// seen here, and one that comes later ends the sleep.
 			continue
 		}
 		atomic.StoreUint32(r.waiting, 1)
