@@ -104,27 +104,39 @@ func runBenchChild(role string) int {
 	case "futex-floor":
 		// Sleep on the word at 0 of the shared page; each time the
 		// parent bumps it and wakes us, record our clock minus the
-		// stamp it stored at 8 just before its FUTEX_WAKE.
-		mem, err := mapPage(filepath.Join(dir, name), false)
+		// stamp it stored at 8 just before its FUTEX_WAKE. With
+		// FLOOR_SYSCALL=handshake, do as a ring reader does: the parent
+		// counts samples in the word at 128 and wakes the word at 0 only
+		// if we stored 1 to the word at 4 before sleeping.
+		mode := os.Getenv("FLOOR_SYSCALL")
+		mem, err := mapPage(filepath.Join(dir, name), mode == "handshake")
 		if err != nil {
 			return 1
 		}
 		word, stamp := u32(mem, 0), (*int64)(unsafe.Pointer(&mem[8]))
-		raw := os.Getenv("FLOOR_SYSCALL") == "raw"
+		count, waiting := word, u32(mem, 4)
+		if mode == "handshake" {
+			count = u32(mem, 128)
+		}
 		h := hdrhistogram.New(1, int64(10*time.Second), 3)
 		fmt.Println("ready")
 		for last := uint32(0); ; {
-			v := atomic.LoadUint32(word)
+			v := atomic.LoadUint32(count)
 			if v == last {
-				if raw {
+				switch mode {
+				case "raw":
 					// The bare system call: no entersyscall/exitsyscall.
 					// Safe here only because this process does nothing
 					// else (the runtime cannot stop this thread while
 					// it sleeps).
 					syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(word)), 0, uintptr(last), 0, 0, 0)
-				} else if os.Getenv("FLOOR_SYSCALL") == "timeout" {
-					sys.FutexWait(word, last, DefaultLivenessInterval)
-				} else {
+				case "handshake":
+					seq := atomic.LoadUint32(word)
+					atomic.StoreUint32(waiting, 1)
+					if atomic.LoadUint32(count) == last {
+						sys.FutexWait(word, seq, -1)
+					}
+				default:
 					sys.FutexWait(word, last, -1)
 				}
 				continue
@@ -523,7 +535,8 @@ func BenchmarkYardstickPipe(b *testing.B) {
 // process sleeping on the word in FUTEX_WAIT, which records its clock
 // minus the stamp (floor-p50-ns: the sleeper makes the bare system call;
 // go-p50-ns: it calls sys.FutexWait, with the Go runtime's bookkeeping
-// around the call, as the ring reader does). ring/floor is the ratio of
+// around the call, as the ring reader does; handshake-p50-ns: the same,
+// with the ring's waiting-flag handshake and nothing else of the ring). ring/floor is the ratio of
 // the medians; publish-p50-ns is the writer's Publish call, wake included.
 //
 // The writer paces by spinning, so its CPU stays busy and the kernel
@@ -539,19 +552,23 @@ func BenchmarkBlockingFloor(b *testing.B) {
 	r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=floor", "RING_WAIT=block")
 	r.Expect("ready")
 	type sleeper struct {
-		c     *proctest.Child
-		word  *uint32
-		stamp *int64
+		c                    *proctest.Child
+		word, count, waiting *uint32
+		stamp                *int64
 	}
 	var floors []sleeper
-	for _, syscall := range []string{"raw", "go"} {
+	for _, syscall := range []string{"raw", "go", "handshake"} {
 		fdir, mem := sharedPage(b, "floor-"+syscall)
 		c := startChild(b, "futex-floor", "RING_DIR="+fdir, "RING_NAME=floor-"+syscall, "FLOOR_SYSCALL="+syscall)
 		c.Expect("ready")
-		floors = append(floors, sleeper{c, u32(mem, 0), (*int64)(unsafe.Pointer(&mem[8]))})
+		f := sleeper{c, u32(mem, 0), u32(mem, 0), u32(mem, 4), (*int64)(unsafe.Pointer(&mem[8]))}
+		if syscall == "handshake" {
+			f.count = u32(mem, 128)
+		}
+		floors = append(floors, f)
 	}
 
-	// The three interleaved, each at 10,000/s, a third of a period apart,
+	// The four interleaved, each at 10,000/s, a quarter of a period apart,
 	// so that all three meet the same machine: on a shared VM, load that
 	// comes and goes would otherwise decide the ratio.
 	const interval = int64(100 * time.Microsecond)
@@ -572,23 +589,37 @@ func BenchmarkBlockingFloor(b *testing.B) {
 		pub.RecordValue(max(clock.Mono()-t0, 1))
 		v++
 		for k, f := range floors {
-			spinUntil(next + int64(k+1)*interval/3)
+			spinUntil(next + int64(k+1)*interval/4)
 			atomic.StoreInt64(f.stamp, clock.Mono())
-			atomic.StoreUint32(f.word, v)
-			sys.FutexWakeRaw(f.word)
+			if k < 2 {
+				atomic.StoreUint32(f.word, v)
+				sys.FutexWakeRaw(f.word)
+				continue
+			}
+			// The ring's handshake, with nothing else of the ring.
+			atomic.StoreUint32(f.count, v)
+			if atomic.LoadUint32(f.waiting) != 0 {
+				atomic.StoreUint32(f.waiting, 0)
+				atomic.AddUint32(f.word, 1)
+				sys.FutexWakeRaw(f.word)
+			}
 		}
 	}
 	w.Close()
 	ring := benchResult(b, r)
-	var res [2]benchReaderResult
+	var res [3]benchReaderResult
 	for k, f := range floors {
-		atomic.StoreUint32(f.word, ^uint32(0))
+		atomic.StoreUint32(f.count, ^uint32(0))
+		if f.count != f.word {
+			atomic.AddUint32(f.word, 1)
+		}
 		sys.FutexWakeRaw(f.word)
 		res[k] = benchResult(b, f.c)
 	}
 	b.ReportMetric(float64(ring.CallP50), "ring-p50-ns")
 	b.ReportMetric(float64(res[0].P50), "floor-p50-ns")
 	b.ReportMetric(float64(res[1].P50), "go-p50-ns")
+	b.ReportMetric(float64(res[2].P50), "handshake-p50-ns")
 	b.ReportMetric(float64(ring.CallP50)/float64(res[0].P50), "ring/floor")
 	b.ReportMetric(float64(pub.ValueAtQuantile(50)), "publish-p50-ns")
 	b.ReportMetric(float64(ring.P99), "ring-p99-ns")
