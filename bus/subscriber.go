@@ -40,7 +40,7 @@ type SubscriberConfig struct {
 
 	Mode  ring.Mode  // Stream (default) or Latest
 	Start ring.Start // where a Stream subscriber begins (default FromNewest); FromIndex is not accepted
-	Wait  ring.Wait  // WaitBlock (default) or WaitSpin
+	Wait  ring.Wait  // WaitBlock (default), WaitSpin or WaitAdaptive
 
 	// WaitForPublisher is how long Subscribe waits for the topic's
 	// publisher (and its bus directory) to appear; 0 fails at once with

@@ -126,7 +126,7 @@ func TestNamedRingTruncatedUnderReader(t *testing.T) {
 	w := mustCreate(t, Config{Dir: dir, Name: "trunc", SlotSize: 64, Slots: 256})
 	defer w.Close()
 	var readers []*Reader
-	for _, wait := range []Wait{WaitSpin, WaitBlock} {
+	for _, wait := range []Wait{WaitSpin, WaitBlock, WaitAdaptive} {
 		r := mustOpen(t, dir, "trunc", ReaderConfig{Wait: wait, Start: FromOldest})
 		if !r.guarded {
 			t.Fatal("a named ring's reads are not guarded")
@@ -160,6 +160,7 @@ func TestNamedRingTruncatedUnderReader(t *testing.T) {
 	os.Truncate(filepath.Join(dir, "trunc"), size)
 	os.Truncate(filepath.Join(dir, "trunc"+WakeSuffix), int64(os.Getpagesize()))
 }
+
 
 // Skip accounts samples as lost: a reader sees the gap in Lost, whether it
 // is shorter or longer than the ring.
@@ -317,7 +318,7 @@ func TestReaderLifetimeStress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Attach(rf, wf, ReaderConfig{})
+		r, err := Attach(rf, wf, ReaderConfig{Wait: []Wait{WaitBlock, WaitAdaptive}[rounds%2]})
 		rf.Close()
 		wf.Close()
 		if err != nil {
@@ -423,7 +424,7 @@ func TestReaderSurvivesCorruptWords(t *testing.T) {
 		}
 	}
 	for _, word := range words {
-		for _, wait := range []Wait{WaitSpin, WaitBlock} {
+		for _, wait := range []Wait{WaitSpin, WaitBlock, WaitAdaptive} {
 			name := word.name + ", wait " + strconv.Itoa(int(wait))
 			w := mustCreate(t, Config{SlotSize: 16, Slots: slots})
 			r := attachTo(t, w, ReaderConfig{Wait: wait, Start: FromIndex, LivenessInterval: 10 * time.Millisecond})

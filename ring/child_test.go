@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/sensorbus/sensorbus/internal/clock"
 	"github.com/sensorbus/sensorbus/testing/proctest"
 )
 
@@ -81,7 +83,13 @@ func runChild(role string) int {
 		}
 		count := uint64(envInt("RING_COUNT", 0))
 		buf := make([]byte, maxLen)
+		gap := newGaps(os.Getenv("RING_PATTERN"), time.Duration(envInt("RING_INTERVAL_US", 0))*time.Microsecond)
+		next := clock.Mono()
 		for i := uint64(0); count == 0 || i < count; i++ {
+			if d := gap(i); d > 0 {
+				next += int64(d)
+				pace(next)
+			}
 			if err := w.Publish(checkedPayload(buf, i, maxLen)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
@@ -97,10 +105,7 @@ func runChild(role string) int {
 		}
 		return exitOn(w.Close())
 	case "reader":
-		wait := WaitBlock
-		if os.Getenv("RING_WAIT") == "spin" {
-			wait = WaitSpin
-		}
+		wait := benchWait(os.Getenv("RING_WAIT"))
 		r, err := Open(dir, name, ReaderConfig{Start: FromOldest, Wait: wait, LivenessInterval: 20 * time.Millisecond})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -141,6 +146,27 @@ func runChild(role string) int {
 	return 2
 }
 
+// newGaps returns the time to wait before each sample i: none without an
+// interval; the interval itself ("regular", the default); exponentially
+// distributed gaps of that mean ("irregular"); or bursts of 50 samples
+// back to back, 20 intervals apart ("bursty").
+func newGaps(pattern string, interval time.Duration) func(i uint64) time.Duration {
+	rnd := rand.New(rand.NewPCG(19, 3))
+	return func(i uint64) time.Duration {
+		switch {
+		case interval <= 0:
+			return 0
+		case pattern == "irregular":
+			return time.Duration(rnd.ExpFloat64() * float64(interval))
+		case pattern == "bursty" && i%50 == 0:
+			return 20 * interval
+		case pattern == "bursty":
+			return 0
+		}
+		return interval
+	}
+}
+
 func exitOn(err error) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -161,8 +187,8 @@ func result(t testing.TB, c *proctest.Child) readerResult {
 	return res
 }
 
-// One writer publishes checksummed samples of varying length to four
-// reader processes (two spinning, two blocking). Each must see no corrupt
+// One writer publishes checksummed samples of varying length to six
+// reader processes (two of each wait mode). Each must see no corrupt
 // sample, keep order, and account for every sample: received + lost =
 // published.
 func TestMultiProcessStream(t *testing.T) {
@@ -175,7 +201,7 @@ func TestMultiProcessStream(t *testing.T) {
 	w := startChild(t, "writer", env...)
 	w.Expect("ready")
 	var readers []*proctest.Child
-	for _, wait := range []string{"spin", "block", "spin", "block"} {
+	for _, wait := range []string{"spin", "block", "adaptive", "spin", "block", "adaptive"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
 		r.Expect("ready")
 		readers = append(readers, r)
@@ -287,12 +313,12 @@ func TestKillWriterWhilePublishing(t *testing.T) {
 	w2.Close()
 }
 
-// startReaders starts a spinning and a blocking reader child with env and
-// waits until both are attached.
+// startReaders starts a reader child of each wait mode with env and waits
+// until all are attached.
 func startReaders(t *testing.T, env []string) []*proctest.Child {
 	t.Helper()
 	var readers []*proctest.Child
-	for _, wait := range []string{"spin", "block"} {
+	for _, wait := range []string{"spin", "block", "adaptive"} {
 		r := startChild(t, "reader", append(env, "RING_WAIT="+wait)...)
 		r.Expect("ready")
 		readers = append(readers, r)

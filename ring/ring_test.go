@@ -371,7 +371,7 @@ func TestNextHonoursContext(t *testing.T) {
 	dir := testDir(t)
 	w := mustCreate(t, Config{Dir: dir, Name: "ctx", SlotSize: 16, Slots: 8})
 	defer w.Close()
-	for _, wait := range []Wait{WaitBlock, WaitSpin} {
+	for _, wait := range []Wait{WaitBlock, WaitSpin, WaitAdaptive} {
 		r := mustOpen(t, dir, "ctx", ReaderConfig{Wait: wait, LivenessInterval: time.Hour})
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
@@ -528,7 +528,7 @@ func TestAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Reserve+Commit allocates %v times", n)
 	}
-	for _, wait := range []Wait{WaitBlock, WaitSpin} {
+	for _, wait := range []Wait{WaitBlock, WaitSpin, WaitAdaptive} {
 		nr := mustOpen(t, dir, "alloc", ReaderConfig{Wait: wait})
 		ctx := context.Background()
 		if n := testing.AllocsPerRun(1000, func() {
@@ -614,7 +614,7 @@ func TestCancelEndsWait(t *testing.T) {
 	dir := testDir(t)
 	w := mustCreate(t, Config{Dir: dir, Name: "cancel", SlotSize: 16, Slots: 8})
 	defer w.Close()
-	for _, wait := range []Wait{WaitBlock, WaitSpin} {
+	for _, wait := range []Wait{WaitBlock, WaitSpin, WaitAdaptive} {
 		r := mustOpen(t, dir, "cancel", ReaderConfig{Wait: wait, LivenessInterval: time.Hour})
 		errc := make(chan error, 1)
 		go func() {

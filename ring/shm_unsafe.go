@@ -27,6 +27,10 @@ func u32(b []byte, off int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&b[off]))
 }
 
+// prefetchwWord asks for ownership of the cache line holding the word at
+// p (a hint: it changes nothing and orders nothing).
+func prefetchwWord(p *uint32) { prefetchw(unsafe.Pointer(p), 1) }
+
 // split64 is a 64-bit counter in shared memory that only one process
 // writes, made of three 32-bit words: hi1, lo, hi2. 64-bit atomics are not
 // atomic across processes on 32-bit ARM before ARMv7 (Go emulates them

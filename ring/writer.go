@@ -46,6 +46,7 @@ type Writer struct {
 	seqs      []uint32 // each slot's sequence as last stored
 	next      uint64   // samples published; the writer's own copy of cursor
 	ahead     bool     // prefetch the slot prefetchDistance samples ahead
+	woke      bool     // the last commit found a reader asleep: one likely sleeps again
 	lastBeat  int64    // Mono of the last heartbeat Publish stored
 	beatEvery int64
 	reserved  bool
@@ -454,6 +455,13 @@ func (w *Writer) begin(s slotRef, i uint64) uint32 {
 	w.seqs[i] = seq + 1
 	storeRelease(s.seq(), seq+1) // odd: readers of this slot retry from here on
 	writeFence(&w.fence)         // the odd seq is visible before any payload store
+	if w.woke {
+		// A reader going back to sleep stored its waiting flag in the
+		// wake area's line, which commit loads and then writes: ask for
+		// that line now, so it arrives during the copy rather than on
+		// the way to the futex wake (see wake).
+		prefetchwWord(w.waiting)
+	}
 	return seq
 }
 
@@ -477,7 +485,8 @@ func (w *Writer) commit(s slotRef, i uint64, seq uint32, n int) {
 	// After the cursor store, so that a reader which announced itself
 	// before reading the cursor is seen here (both sides store, then
 	// load; sync/atomic is sequentially consistent).
-	if atomic.LoadUint32(w.waiting) != 0 {
+	w.woke = atomic.LoadUint32(w.waiting) != 0
+	if w.woke {
 		w.wake()
 	}
 	if now-w.lastBeat >= w.beatEvery {
@@ -517,10 +526,18 @@ func sampleLines(n int) int {
 }
 
 // wake wakes every reader sleeping in a blocking wait.
+//
+// This is the path from a sample to a sleeping reader, and it is kept
+// short: waiting and wakeSeq share one cache line, which begin has
+// already asked for when a reader slept last time (on the 2-vCPU VM the
+// line otherwise crosses between the cores twice here, once for the load
+// of waiting and once more for these stores), and FUTEX_WAKE, which never
+// blocks, is made without the Go runtime's bookkeeping for a system call
+// that might (sys.FutexWakeRaw).
 func (w *Writer) wake() {
 	atomic.StoreUint32(w.waiting, 0)
 	atomic.AddUint32(w.wakeSeq, 1) // a reader about to sleep on the old value returns at once
-	sys.FutexWake(w.wakeSeq)
+	sys.FutexWakeRaw(w.wakeSeq)
 }
 
 // Heartbeat records that the writer is alive. Publish does it too; call it

@@ -89,7 +89,7 @@ func Command(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&c.format, "format", "text", "text, json, csv or none")
 	fs.StringVar(&c.fields, "fields", "", "comma-separated fields to print (text, json, csv)")
 	fs.StringVar(&c.mode, "mode", "stream", "stream (every sample, losses counted) or latest (newest only)")
-	fs.StringVar(&c.wait, "wait", "block", "block (sleep until woken) or spin (poll: lowest latency, a busy CPU)")
+	fs.StringVar(&c.wait, "wait", "block", "block (sleep until woken), spin (poll: lowest latency, a busy CPU) or adaptive (sleep until a periodic topic's next sample is nearly due, then poll)")
 	fs.StringVar(&c.from, "from", "newest", "newest (samples from now on) or oldest (the ring's history first; samples it no longer holds count as lost)")
 	fs.BoolVar(&c.verify, "verify", false, "check synthetic samples against their sequence number; count corrupt ones")
 	fs.StringVar(&c.expectType, "expect-type", "", "refuse (exit 3) a topic not of this type: "+strings.Join(app.TypeNames, ", "))
@@ -178,8 +178,10 @@ func prepare(c config, stderr io.Writer) (*plan, error) {
 	case "block":
 	case "spin":
 		cfg.Wait = ring.WaitSpin
+	case "adaptive":
+		cfg.Wait = ring.WaitAdaptive
 	default:
-		return nil, app.Usagef("--wait %q: want block or spin", c.wait)
+		return nil, app.Usagef("--wait %q: want block, spin or adaptive", c.wait)
 	}
 	switch c.from {
 	case "newest":

@@ -456,3 +456,38 @@ func IsTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil
 }
+
+// FutexWakeRaw is FutexWake without the Go runtime's system-call
+// bookkeeping (entersyscall and exitsyscall, which let the scheduler hand
+// the thread's P to another thread while a call blocks). FUTEX_WAKE never
+// blocks, so there is nothing to hand over, and the waker saves that work
+// on the path to the sleeper.
+func FutexWakeRaw(addr *uint32) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// SetTimerSlack sets the calling thread's timer slack (PR_SET_TIMERSLACK):
+// how much later than asked the kernel may end its timed waits, to batch
+// wake-ups. The default is 50 µs; 0 restores the thread's default. It
+// applies to whichever thread runs the caller at the time.
+func SetTimerSlack(d time.Duration) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_TIMERSLACK, uintptr(d), 0, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// ProcessCPU returns the CPU time, user and system, that the calling
+// process has used (getrusage RUSAGE_SELF).
+func ProcessCPU() (time.Duration, error) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}

@@ -93,3 +93,7 @@ func ParseRights(oob []byte) ([]int, error)                   { return nil, ErrN
 func Dup(fd int) (int, error) { return -1, ErrNotSupported }
 
 func IsTerminal(fd int) bool { return false }
+
+func FutexWakeRaw(addr *uint32) error     { return ErrNotSupported }
+func SetTimerSlack(d time.Duration) error { return ErrNotSupported }
+func ProcessCPU() (time.Duration, error)  { return 0, ErrNotSupported }
