@@ -161,7 +161,6 @@ func TestNamedRingTruncatedUnderReader(t *testing.T) {
 	os.Truncate(filepath.Join(dir, "trunc"+WakeSuffix), int64(os.Getpagesize()))
 }
 
-
 // Skip accounts samples as lost: a reader sees the gap in Lost, whether it
 // is shorter or longer than the ring.
 func TestSkipCountsAsLost(t *testing.T) {
