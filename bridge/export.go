@@ -73,12 +73,17 @@ func (e *exporter) stats() ExportStats {
 		Bytes: e.bytes.Load(), Unsent: e.unsent.Load(), RingLost: e.ringLost.Load(), Retries: e.retries.Load()}
 }
 
+// ExportName is the name an exporter reports to the publisher of the
+// topic it exports: busctl info and busctl metrics show what it received
+// (and so sent on) and what it lost under it.
+const ExportName = "bridge-export"
+
 // run exports the topic until ctx is done: it attaches to each publisher
 // of the topic in turn, from its first sample.
 func (e *exporter) run(ctx context.Context) {
 	wait := time.Duration(0)
 	for ctx.Err() == nil {
-		sub, err := bus.Subscribe(ctx, bus.SubscriberConfig{Options: e.b.s.Bus, Topic: e.topic, Untyped: true,
+		sub, err := bus.Subscribe(ctx, bus.SubscriberConfig{Options: e.b.s.Bus, Topic: e.topic, Untyped: true, Name: ExportName,
 			Start: ring.FromOldest, WaitForPublisher: time.Hour, NoReattach: true})
 		if err != nil {
 			if ctx.Err() != nil {

@@ -394,7 +394,7 @@ func (im *importer) skip(n uint64) {
 	}
 	im.lost.Add(n)
 	if im.pub != nil {
-		if err := skipLocal(im.pub.Ring(), n); err != nil {
+		if err := im.pub.Skip(n); err != nil {
 			im.log.Error("mark samples lost on the local topic", zap.Error(err))
 		}
 	}

@@ -45,6 +45,7 @@ type TopicInfo struct {
 	BytesPublished      uint64 `json:"bytes_published"`
 	LastPublishUnixNano int64  `json:"last_publish_unix_ns,omitempty"`
 	ReportsDropped      uint64 `json:"reports_dropped,omitempty"`
+	Skipped             uint64 `json:"skipped,omitempty"` // samples a relaying publisher accounted lost (Publisher.Skip)
 	GenerationID        uint64 `json:"-"` // Generation as a number
 }
 
@@ -169,6 +170,7 @@ func (b *bus) inspect(topic string) TopicInfo {
 		ti.Started = time.Unix(0, d.StartedUnixNano).UTC().Format(time.RFC3339)
 		ti.Published, ti.RateHz, ti.Subscribers, ti.Peers, ti.Origin = d.Published, d.RateHz, int(d.Subscribers), d.Peers, d.Origin
 		ti.BytesPublished, ti.LastPublishUnixNano, ti.ReportsDropped, ti.GenerationID = d.BytesPublished, d.LastPublishUnixNano, d.ReportsDropped, d.Generation
+		ti.Skipped = d.Skipped
 		for _, p := range d.Peers {
 			ti.PeerPIDs = append(ti.PeerPIDs, int(p.PID))
 		}

@@ -26,7 +26,7 @@ import "fmt"
 // fields after Mode and Origin.
 
 // ProtocolVersion is the version this build speaks.
-const ProtocolVersion = 3
+const ProtocolVersion = 4
 
 // MaxMessage bounds every control message.
 const MaxMessage = 4096
@@ -124,6 +124,9 @@ type TopicDesc struct {
 	// ReportsDropped counts messages from attached subscribers the
 	// publisher dropped: malformed, not a report, or over the rate limit.
 	ReportsDropped uint64
+	// Skipped counts the samples the publisher accounted as lost without
+	// publishing them (Publisher.Skip): a relay's upstream loss.
+	Skipped uint64
 }
 
 // Peer is one attached subscriber.

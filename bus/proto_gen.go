@@ -764,8 +764,8 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 16 {
-		err = msgp.ArrayError{Wanted: 16, Got: zb0001}
+	if zb0001 != 17 {
+		err = msgp.ArrayError{Wanted: 17, Got: zb0001}
 		return
 	}
 	z.Topic, err = dc.ReadString()
@@ -865,13 +865,18 @@ func (z *TopicDesc) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "ReportsDropped")
 		return
 	}
+	z.Skipped, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Skipped")
+		return
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 16
-	err = en.Append(0xdc, 0x0, 0x10)
+	// array header, size 17
+	err = en.Append(0xdc, 0x0, 0x11)
 	if err != nil {
 		return
 	}
@@ -962,14 +967,19 @@ func (z *TopicDesc) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ReportsDropped")
 		return
 	}
+	err = en.WriteUint64(z.Skipped)
+	if err != nil {
+		err = msgp.WrapError(err, "Skipped")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 16
-	o = append(o, 0xdc, 0x0, 0x10)
+	// array header, size 17
+	o = append(o, 0xdc, 0x0, 0x11)
 	o = msgp.AppendString(o, z.Topic)
 	o = msgp.AppendString(o, z.Schema)
 	o = msgp.AppendUint64(o, z.Fingerprint)
@@ -993,6 +1003,7 @@ func (z *TopicDesc) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.AppendUint64(o, z.BytesPublished)
 	o = msgp.AppendInt64(o, z.LastPublishUnixNano)
 	o = msgp.AppendUint64(o, z.ReportsDropped)
+	o = msgp.AppendUint64(o, z.Skipped)
 	return
 }
 
@@ -1004,8 +1015,8 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 16 {
-		err = msgp.ArrayError{Wanted: 16, Got: zb0001}
+	if zb0001 != 17 {
+		err = msgp.ArrayError{Wanted: 17, Got: zb0001}
 		return
 	}
 	z.Topic, bts, err = msgp.ReadStringBytes(bts)
@@ -1105,6 +1116,11 @@ func (z *TopicDesc) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "ReportsDropped")
 		return
 	}
+	z.Skipped, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Skipped")
+		return
+	}
 	o = bts
 	return
 }
@@ -1115,6 +1131,6 @@ func (z *TopicDesc) Msgsize() (s int) {
 	for za0001 := range z.Peers {
 		s += z.Peers[za0001].Msgsize()
 	}
-	s += msgp.StringPrefixSize + len(z.Origin) + msgp.Uint64Size + msgp.Int64Size + msgp.Uint64Size
+	s += msgp.StringPrefixSize + len(z.Origin) + msgp.Uint64Size + msgp.Int64Size + msgp.Uint64Size + msgp.Uint64Size
 	return
 }

@@ -146,6 +146,7 @@ type Publisher struct {
 	bytes       atomic.Uint64 // payload bytes published through Publish and PublishMessage
 	lastPublish atomic.Int64  // Unix ns when beat last saw the cursor move
 	dropped     atomic.Uint64 // messages from attached peers dropped: malformed, not a report, or over the rate limit
+	skipped     atomic.Uint64 // samples accounted lost by Skip
 
 	mu       sync.Mutex
 	rateHz   float64
@@ -336,6 +337,19 @@ func (p *Publisher) Publish(b []byte) error {
 	// The publishing goroutine's own cache line: an uncontended add,
 	// read by Describe at most a few times a second.
 	p.bytes.Add(uint64(len(b)))
+	return nil
+}
+
+// Skip accounts the next n samples as lost without publishing them (see
+// ring.Writer.Skip), for a relay that knows they never reached it (a
+// bridge's import, a replay of a recording with a gap). They are counted
+// in TopicDesc.Skipped. Like Publish, it belongs to the publishing
+// goroutine.
+func (p *Publisher) Skip(n uint64) error {
+	if err := p.w.Skip(n); err != nil {
+		return err
+	}
+	p.skipped.Add(n)
 	return nil
 }
 
@@ -765,7 +779,7 @@ func (p *Publisher) Describe() TopicDesc {
 		SlotSize: uint32(h.SlotSize), Slots: uint32(h.Slots), Generation: h.Generation,
 		WriterPID: int32(h.WriterPID), StartedUnixNano: p.started.UnixNano(),
 		Published: p.w.Status().Published, Origin: p.cfg.Origin,
-		BytesPublished: p.bytes.Load(), LastPublishUnixNano: p.lastPublish.Load(), ReportsDropped: p.dropped.Load(),
+		BytesPublished: p.bytes.Load(), LastPublishUnixNano: p.lastPublish.Load(), ReportsDropped: p.dropped.Load(), Skipped: p.skipped.Load(),
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

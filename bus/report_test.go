@@ -88,6 +88,17 @@ func TestSubscriberReports(t *testing.T) {
 	if err != nil || len(ti.Peers) != 1 || ti.Peers[0].Name != "display" || ti.BytesPublished != d.BytesPublished {
 		t.Fatalf("info: %+v %v", ti, err)
 	}
+	// A relay's upstream loss is counted, and the subscriber counts it too.
+	if err := p.Skip(5); err != nil {
+		t.Fatal(err)
+	}
+	p.Publish([]byte("y"))
+	if s, err := sub.Next(context.Background()); err != nil || s.Lost != 5 {
+		t.Fatalf("after Skip(5): %+v %v", s, err)
+	}
+	if ti, err := Info(opts, "rep"); err != nil || ti.Skipped != 5 || ti.Published != 17 {
+		t.Fatalf("info after Skip(5): skipped %d, published %d, %v", ti.Skipped, ti.Published, err)
+	}
 }
 
 // Names are checked before anything is opened; the default is the

@@ -24,6 +24,7 @@ var (
 	descSubscribers = prometheus.NewDesc(ns+"_subscribers", "Subscribers attached to the topic.", topicL, nil)
 	descRestarts    = prometheus.NewDesc(ns+"_publisher_restarts_total", "New publishers of the topic (a new ring generation) this collector saw replace an earlier one.", topicL, nil)
 	descLastPublish = prometheus.NewDesc(ns+"_last_publish_timestamp_seconds", "When the topic's publisher last published, to within its heartbeat interval.", topicL, nil)
+	descSkipped     = prometheus.NewDesc(ns+"_skipped_total", "Samples the topic's publisher accounted as lost without publishing them: a relay (a bridge's import, a replay) never received them.", topicL, nil)
 	descDropped     = prometheus.NewDesc(ns+"_reports_dropped_total", "Messages from attached subscribers the publisher dropped: malformed, not a report, or over the rate limit.", topicL, nil)
 	descReceived    = prometheus.NewDesc(ns+"_subscriber_received_total", "Samples the subscribers of this name received, as they report it.", subL, nil)
 	descLost        = prometheus.NewDesc(ns+"_subscriber_lost_total", "Samples the subscribers of this name lost (overrun) or skipped (latest mode), as they report it.", subL, nil)
@@ -34,7 +35,7 @@ var (
 	descBuild       = prometheus.NewDesc(ns+"_build_info", "The sensorbus build: module version, VCS revision, Go version.", []string{"version", "revision", "goversion"}, nil)
 )
 
-var topicDescs = []*prometheus.Desc{descUp, descState, descPublished, descBytes, descSubscribers, descRestarts, descLastPublish, descDropped,
+var topicDescs = []*prometheus.Desc{descUp, descState, descPublished, descBytes, descSubscribers, descRestarts, descLastPublish, descDropped, descSkipped,
 	descReceived, descLost, descLag, descP50, descP99, descReported}
 
 // BusCollector collects every topic of a bus directory at scrape time,
@@ -108,6 +109,7 @@ func emit(ch chan<- prometheus.Metric, t bus.TopicInfo, restarts *uint64) {
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(t.BytesPublished), t.Topic)
 	ch <- prometheus.MustNewConstMetric(descSubscribers, prometheus.GaugeValue, float64(t.Subscribers), t.Topic)
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(t.ReportsDropped), t.Topic)
+	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(t.Skipped), t.Topic)
 	if restarts != nil {
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(*restarts), t.Topic)
 	}
@@ -173,7 +175,7 @@ func (c *PublisherCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *PublisherCollector) Collect(ch chan<- prometheus.Metric) {
 	d := c.p.Describe()
 	emit(ch, bus.TopicInfo{Topic: d.Topic, State: bus.StateLive, Published: d.Published, BytesPublished: d.BytesPublished,
-		Subscribers: int(d.Subscribers), Peers: d.Peers, LastPublishUnixNano: d.LastPublishUnixNano, ReportsDropped: d.ReportsDropped}, nil)
+		Subscribers: int(d.Subscribers), Peers: d.Peers, LastPublishUnixNano: d.LastPublishUnixNano, ReportsDropped: d.ReportsDropped, Skipped: d.Skipped}, nil)
 }
 
 // SubscriberCollector collects what one in-process subscriber last

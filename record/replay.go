@@ -134,14 +134,8 @@ type replayTopic struct {
 	slotSize int
 	slots    int
 	pub      *bus.Publisher
-	skip     skipper // nil if the ring cannot mark samples lost
 	sent     uint64
 }
-
-// skipper is what a ring writer offers to publish a gap: the next n
-// samples are lost to readers. Probed at run time so this package builds
-// with rings that do not offer it yet.
-type skipper interface{ Skip(n uint64) error }
 
 // Replay publishes recorded samples on the bus with their original
 // schemas, paced at their recorded publish intervals divided by Speed.
@@ -168,9 +162,6 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 			return ReplayStats{}, fmt.Errorf("record: replay %q: %w", t.recorded, err)
 		}
 		t.pub = pub
-		if s, ok := any(pub.Ring()).(skipper); ok {
-			t.skip = s
-		}
 	}
 	if cfg.PausedUntilSubscribed {
 		if err := waitSubscribed(ctx, topics); err != nil {
@@ -365,9 +356,9 @@ func replayOnce(ctx context.Context, cfg *ReplayConfig, topics map[string]*repla
 				// Keep the replayed ring's indices those of the recording
 				// where the ring can mark samples lost: a gap in the
 				// recording is a gap that subscribers are told about.
-				if t.skip != nil && st.Loops == 0 {
+				if st.Loops == 0 {
 					if p := t.pub.Ring().Published(); m.Index > p {
-						if err := t.skip.Skip(m.Index - p); err != nil {
+						if err := t.pub.Skip(m.Index - p); err != nil {
 							return fmt.Errorf("record: replay %q: skip: %w", t.name, err)
 						}
 						st.Skipped += m.Index - p
