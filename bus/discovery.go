@@ -46,7 +46,7 @@ type TopicInfo struct {
 	LastPublishUnixNano int64  `json:"last_publish_unix_ns,omitempty"`
 	ReportsDropped      uint64 `json:"reports_dropped,omitempty"`
 	Skipped             uint64 `json:"skipped,omitempty"` // samples a relaying publisher accounted lost (Publisher.Skip)
-	GenerationID        uint64 `json:"-"` // Generation as a number
+	GenerationID        uint64 `json:"-"`                 // Generation as a number
 }
 
 // List returns every topic on the bus, sorted by name. Each publisher is
