@@ -656,3 +656,20 @@ func TestLapLosesNoMoreThanItMust(t *testing.T) {
 		}
 	}
 }
+
+// A writer stopped in the middle of a jump of the cursor (Skip) leaves
+// high words far apart: readers take a value no larger than the true one.
+func TestSplit64TornJump(t *testing.T) {
+	b := make([]byte, 64)
+	s := newSplit64(b, 0)
+	s.store(500_000, 0)
+	to := uint64(1<<62 - 63)
+	atomic.StoreUint32(s.hi1, uint32(to>>32)) // stopped after hi1: the value is still 500000
+	if got := s.load(); got > 500_000 {
+		t.Fatalf("stopped after hi1: %#x, more than the true %#x", got, 500_000)
+	}
+	atomic.StoreUint32(s.lo, uint32(to)) // after lo: the value is the new one
+	if got := s.load(); got > to {
+		t.Fatalf("stopped after lo: %#x, more than the true %#x", got, to)
+	}
+}

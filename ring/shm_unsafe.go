@@ -67,10 +67,16 @@ func (s split64) store(v, prev uint64) {
 
 // load returns the counter's value. It never waits for the writer: after
 // a few mismatched tries (a writer stopped or killed between its stores of
-// hi1 and hi2, or a corrupt segment) it pairs lo with the high word of its
-// own epoch. The high word changes only as lo wraps, so a lo in the lower
-// half was stored after hi1 (new), one in the upper half before hi2 (old).
-// That holds for the cursor, which moves by one per store.
+// hi1 and hi2, or a corrupt segment) it decides from what it read. If the
+// high words differ by one, the counter moved by one across a wrap of lo
+// (a sample published): a lo in the lower half was stored after hi1 (new),
+// one in the upper half before hi2 (old), and the value is exact. Any
+// other difference is a jump (Writer.Skip), and lo is paired with the
+// smaller high word: the value may be too small, never too large, so a
+// reader waits for a sample it will find in its slot instead of skipping
+// samples that were never lost. (A jump of 2^31 samples or more that
+// changes the high word by exactly one looks like a wrap; no relay skips
+// that much at once.)
 func (s split64) load() uint64 {
 	var h1, l, h2 uint32
 	for range 8 {
@@ -81,10 +87,10 @@ func (s split64) load() uint64 {
 			return uint64(h1)<<32 | uint64(l)
 		}
 	}
-	if l < 1<<31 {
+	if h1 == h2+1 && l < 1<<31 {
 		return uint64(h1)<<32 | uint64(l)
 	}
-	return uint64(h2)<<32 | uint64(l)
+	return uint64(min(h1, h2))<<32 | uint64(l)
 }
 
 // slotRef addresses one slot in the mapping.
