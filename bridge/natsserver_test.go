@@ -13,36 +13,13 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/sensorbus/sensorbus/testing/natstest"
 )
 
 // The tests run real nats-server processes, built once per test binary
 // from the module's tool requirement (go.mod: tool
 // github.com/nats-io/nats-server/v2); the go command caches the binary.
-
-var natsBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func natsServerPath(t testing.TB) string {
-	t.Helper()
-	natsBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "nats-server").Output()
-		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
-				err = fmt.Errorf("%v: %s", err, ee.Stderr)
-			}
-			natsBin.err = fmt.Errorf("build nats-server: %w", err)
-			return
-		}
-		natsBin.path = strings.TrimSpace(string(out))
-	})
-	if natsBin.err != nil {
-		t.Fatal(natsBin.err)
-	}
-	return natsBin.path
-}
 
 // natsConf describes one server.
 type natsConf struct {
@@ -128,7 +105,7 @@ func (s *natsServer) start() {
 	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(natsServerPath(t), "-c", path)
+	cmd := exec.Command(natstest.ServerPath(t), "-c", path)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -219,10 +219,18 @@ func Record(ctx context.Context, cfg RecordConfig) (Stats, error) {
 		sinkErr <- failed
 	}()
 
+	err = r.runAndCollect(ctx, &st, done, sinkErr)
+	return st, err
+}
+
+// runAndCollect reads the topics until ctx ends, then tells the sink
+// (done), waits for its error and completes st, which the sink may fill
+// in too until it returns.
+func (r *recorder) runAndCollect(ctx context.Context, st *Stats, done chan struct{}, sinkErr <-chan error) error {
 	t0 := time.Now()
 	runErr := r.run(ctx)
 	close(done)
-	err = <-sinkErr
+	err := <-sinkErr
 	st.Duration = time.Since(t0)
 	r.mu.Lock()
 	st.Topics = r.statsLocked()
@@ -231,5 +239,5 @@ func Record(ctx context.Context, cfg RecordConfig) (Stats, error) {
 		st.Messages += t.Messages
 		st.Lost += t.Lost
 	}
-	return st, errors.Join(runErr, err)
+	return errors.Join(runErr, err)
 }

@@ -92,19 +92,8 @@ func Snapshot(ctx context.Context, cfg SnapshotConfig) (Stats, error) {
 	done := make(chan struct{})
 	sinkErr := make(chan error, 1)
 	go func() { sinkErr <- r.snapshots(&cfg, &st, done) }()
-	t0 := time.Now()
-	runErr := r.run(ctx)
-	close(done)
-	err = <-sinkErr
-	st.Duration = time.Since(t0)
-	r.mu.Lock()
-	st.Topics = r.statsLocked()
-	r.mu.Unlock()
-	for _, t := range st.Topics {
-		st.Messages += t.Messages
-		st.Lost += t.Lost
-	}
-	return st, errors.Join(runErr, err)
+	err = r.runAndCollect(ctx, &st, done, sinkErr)
+	return st, err
 }
 
 // memory is the flight recorder's store: cut chunks, oldest first.

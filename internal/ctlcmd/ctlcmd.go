@@ -207,7 +207,7 @@ func gcCmd(b func() (bus.Options, error)) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "gc",
 		Short:   "Remove what dead publishers left behind, and print it",
-		Long:    "Removes the rings, wake files and sockets of topics whose publisher is gone; a live publisher's files are never touched.",
+		Long:    "Removes the control sockets and liveness files of topics whose publisher is gone (their rings have no name and went with it); a live publisher's files are never touched.",
 		Example: "  busctl gc\n  busctl gc -o json",
 		Args:    app.ExactArgs(0),
 	}

@@ -15,36 +15,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensorbus/sensorbus/testing/natstest"
 )
 
 // busctl bridge runs against a real nats-server process, built from the
 // module's tool requirement (go.mod: tool github.com/nats-io/nats-server/v2)
 // as package bridge's tests do; the go command caches the binary.
-
-var natsBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func natsServerPath(t *testing.T) string {
-	t.Helper()
-	natsBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "nats-server").Output()
-		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
-				err = fmt.Errorf("%v: %s", err, ee.Stderr)
-			}
-			natsBin.err = fmt.Errorf("build nats-server: %w", err)
-			return
-		}
-		natsBin.path = strings.TrimSpace(string(out))
-	})
-	if natsBin.err != nil {
-		t.Fatal(natsBin.err)
-	}
-	return natsBin.path
-}
 
 var natsListen = regexp.MustCompile(`Listening for client connections on [^ ]*:(\d+)`)
 
@@ -57,7 +34,7 @@ func startNATS(t *testing.T, extra string) string {
 	if err := os.WriteFile(conf, []byte("listen: \"127.0.0.1:-1\"\n"+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startLines(t, exec.Command(natsServerPath(t), "-c", conf))
+	p := startLines(t, exec.Command(natstest.ServerPath(t), "-c", conf))
 	p.waitLine("nats-server ready", func(l string) bool { return strings.Contains(l, "Server is ready") })
 	for _, l := range p.lines() {
 		if m := natsListen.FindStringSubmatch(l); m != nil {
