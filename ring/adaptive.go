@@ -64,9 +64,18 @@ const (
 	// adaptGuard is the least time polled before and after a due time,
 	// on top of the jitter before it and twice the jitter after it.
 	adaptGuard = int64(2 * time.Microsecond)
+	// adaptMaxMargin: a sleep is aimed at most an adaptMaxMargin'th of
+	// the interval earlier than the mean lateness says (1/16: at most
+	// about 6 % of a CPU polled for it).
+	adaptMaxMargin = 16
 	// adaptMinSleep: a sleep shorter than this is not worth the system
 	// call; the reader polls instead.
 	adaptMinSleep = int64(5 * time.Microsecond)
+	// adaptRawSleep: sleeps up to this long are made without the Go
+	// runtime's system-call path (sys.FutexWaitShort), when the program
+	// has more than one P: the goroutine keeps its P while it sleeps,
+	// which delays a stop-the-world by at most this much.
+	adaptRawSleep = 250 * time.Microsecond
 	// adaptLateInit is the first guess at how late a timed sleep ends,
 	// until one has been measured.
 	adaptLateInit = int64(50 * time.Microsecond)
@@ -100,33 +109,37 @@ func (a *adaptive) regular() bool {
 }
 
 // plan decides how to wait, at Mono time now, for sample next: poll
-// (spin), or sleep for at most sleepFor (-1: as WaitBlock does), a sleep
-// meant to end at Mono time wakeAt (0 for none).
-func (a *adaptive) plan(next uint64, now int64) (spin bool, sleepFor time.Duration, wakeAt int64) {
+// until Mono time pollUntil (0: do not poll), or sleep for at most
+// sleepFor (-1: as WaitBlock does), a sleep meant to end at Mono time
+// wakeAt (0 for none).
+func (a *adaptive) plan(next uint64, now int64) (pollUntil int64, sleepFor time.Duration, wakeAt int64) {
 	if !a.regular() || next != a.lastIdx+1 {
-		return false, -1, 0 // (a sample skipped since: the pattern is for the next one)
+		return 0, -1, 0 // (a sample skipped since: the pattern is for the next one)
 	}
 	due := a.lastTS + a.interval
 	from, until := due-a.jitter-adaptGuard, due+2*a.jitter+adaptGuard
 	switch {
 	case now >= until:
-		return false, -1, 0 // later than the pattern allows: block
+		return 0, -1, 0 // later than the pattern allows: block
 	case now >= from:
-		return true, 0, 0
+		return until, 0, 0
 	default:
-		// Aimed at the mean lateness: a sleep that ends later still
-		// has the guard before the due time, and one later than that
-		// is woken by the sample, as a blocking reader is.
-		late := a.late
-		if late == 0 && a.lateDev == 0 {
+		// Aimed at the mean lateness plus twice its deviation, but
+		// never more than adaptMaxMargin of the interval earlier: most
+		// sleeps end before the poll is due, and the margin costs at
+		// most that share of a CPU. A sleep that ends later still has
+		// the guard before the due time, and one later than that is
+		// woken by the sample, as a blocking reader is.
+		late := a.late + min(2*a.lateDev, a.interval/adaptMaxMargin)
+		if a.late == 0 && a.lateDev == 0 {
 			late = adaptLateInit // no timed sleep measured yet
 		}
 		wakeAt = from - late
 		switch {
 		case wakeAt-now >= adaptMinSleep:
-			return false, time.Duration(wakeAt - now), wakeAt
+			return 0, time.Duration(wakeAt - now), wakeAt
 		case from-now <= a.interval/4:
-			return true, 0, 0
+			return until, 0, 0
 		default:
 			// Timed sleeps end too late here to be of use, and polling
 			// the rest of the interval would cost a CPU: wait as
@@ -134,7 +147,7 @@ func (a *adaptive) plan(next uint64, now int64) (spin bool, sleepFor time.Durati
 			// timed sleeps are tried again should it have passed.
 			a.late -= a.late / 8
 			a.lateDev -= a.lateDev / 8
-			return false, -1, 0
+			return 0, -1, 0
 		}
 	}
 }

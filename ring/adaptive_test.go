@@ -3,7 +3,9 @@ package ring
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,8 +29,8 @@ func TestAdaptivePlanPeriodic(t *testing.T) {
 	var a adaptive
 	const interval = 1000 * us
 	for i := range adaptWarmup + 1 {
-		if spin, sleep, _ := a.plan(uint64(i), int64(i)*interval); spin || sleep >= 0 {
-			t.Fatalf("before the pattern is learned (%d samples): spin %v, sleep %v; want a blocking wait", i, spin, sleep)
+		if spin, sleep, _ := a.plan(uint64(i), int64(i)*interval); spin != 0 || sleep >= 0 {
+			t.Fatalf("before the pattern is learned (%d samples): poll until %d, sleep %v; want a blocking wait", i, spin, sleep)
 		}
 		a.learn(uint64(i), int64(i)*interval)
 	}
@@ -41,8 +43,8 @@ func TestAdaptivePlanPeriodic(t *testing.T) {
 	// Just after the last sample: sleep, ending adaptLateInit before
 	// polling starts (no timed sleep measured yet).
 	spin, sleep, wakeAt := a.plan(last+1, int64(last)*interval+us)
-	if spin || wakeAt != from-adaptLateInit || sleep != time.Duration(wakeAt-(int64(last)*interval+us)) {
-		t.Fatalf("after a sample: spin %v, sleep %v until %d; want a sleep until %d", spin, sleep, wakeAt, from-adaptLateInit)
+	if spin != 0 || wakeAt != from-adaptLateInit || sleep != time.Duration(wakeAt-(int64(last)*interval+us)) {
+		t.Fatalf("after a sample: poll until %d, sleep %v until %d; want a sleep until %d", spin, sleep, wakeAt, from-adaptLateInit)
 	}
 	// The sleep ended 20 µs late: learned, the next sleeps end earlier.
 	a.woke(wakeAt, wakeAt+20*us)
@@ -59,17 +61,17 @@ func TestAdaptivePlanPeriodic(t *testing.T) {
 	}
 	// Around the due time: poll.
 	for _, now := range []int64{from, due, until - 1} {
-		if spin, _, _ := a.plan(last+1, now); !spin {
-			t.Fatalf("at %d (due %d, polling from %d to %d): no poll", now, due, from, until)
+		if spin, _, _ := a.plan(last+1, now); spin != until {
+			t.Fatalf("at %d (due %d, polling from %d to %d): poll until %d", now, due, from, until, spin)
 		}
 	}
 	// Past it: the sample is late; block.
-	if spin, sleep, _ := a.plan(last+1, until); spin || sleep >= 0 {
-		t.Fatalf("past the guard: spin %v, sleep %v; want a blocking wait", spin, sleep)
+	if spin, sleep, _ := a.plan(last+1, until); spin != 0 || sleep >= 0 {
+		t.Fatalf("past the guard: poll until %d, sleep %v; want a blocking wait", spin, sleep)
 	}
 	// A sample skipped since the last learned: the pattern is not for it.
-	if spin, sleep, _ := a.plan(last+2, due); spin || sleep >= 0 {
-		t.Fatalf("for a sample after a skipped one: spin %v, sleep %v", spin, sleep)
+	if spin, sleep, _ := a.plan(last+2, due); spin != 0 || sleep >= 0 {
+		t.Fatalf("for a sample after a skipped one: poll until %d, sleep %v", spin, sleep)
 	}
 }
 
@@ -131,14 +133,14 @@ func TestAdaptivePlanLateSleeps(t *testing.T) {
 		t.Fatalf("late %d, more than the interval", a.late)
 	}
 	now := 19*interval + us
-	if spin, sleep, _ := a.plan(20, now); spin || sleep >= 0 {
-		t.Fatalf("with sleeps a whole interval late: spin %v, sleep %v; want a blocking wait", spin, sleep)
+	if spin, sleep, _ := a.plan(20, now); spin != 0 || sleep >= 0 {
+		t.Fatalf("with sleeps a whole interval late: poll until %d, sleep %v; want a blocking wait", spin, sleep)
 	}
 	for range 100 {
 		a.plan(20, now)
 	}
-	if spin, sleep, _ := a.plan(20, now); spin || sleep < 0 {
-		t.Fatalf("the late estimate (%d) was not forgotten: spin %v, sleep %v", a.late, spin, sleep)
+	if spin, sleep, _ := a.plan(20, now); spin != 0 || sleep < 0 {
+		t.Fatalf("the late estimate (%d) was not forgotten: poll until %d, sleep %v", a.late, spin, sleep)
 	}
 }
 
@@ -225,5 +227,92 @@ func TestAdaptiveMultiProcess(t *testing.T) {
 				t.Fatalf("writer: %v", err)
 			}
 		})
+	}
+}
+
+// At most GOMAXPROCS-1 readers sleep holding their P.
+func TestTakeRawSleep(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	if !takeRawSleep() || !takeRawSleep() {
+		t.Fatal("two of three Ps refused to sleepers")
+	}
+	if takeRawSleep() {
+		t.Fatal("the last P given to a sleeper")
+	}
+	rawSleepers.Add(-2)
+	runtime.GOMAXPROCS(1)
+	if takeRawSleep() {
+		t.Fatal("the only P given to a sleeper")
+	}
+	if n := rawSleepers.Load(); n != 0 {
+		t.Fatalf("%d sleepers counted, want 0", n)
+	}
+}
+
+// An adaptive reader of a 10 kHz topic sleeps holding its P between
+// samples: meanwhile garbage collections (each a stop-the-world, which
+// waits for such a sleep to end) and the program's other goroutines go
+// on, and every sample is delivered.
+func TestAdaptiveRawSleepsLetOthersRun(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs GOMAXPROCS >= 2")
+	}
+	w, r := anonRing(t, Config{SlotSize: 64, Slots: 4096}, ReaderConfig{Wait: WaitAdaptive})
+	const n = 5000
+	before := rawSleeps.Load()
+	stop := make(chan struct{})
+	var gcs, ticks atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.GC()
+			gcs.Add(1)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				ticks.Add(1)
+			}
+		}
+	}()
+	go func() {
+		// The writer: a 64-byte sample every 100 µs, paced by spinning
+		// (so it holds a P too; the other goroutines have what the
+		// sleeping reader leaves them).
+		next := clock.Mono()
+		p := make([]byte, 64)
+		for range n {
+			next += int64(100 * time.Microsecond)
+			for clock.Mono() < next {
+			}
+			w.Publish(p)
+		}
+	}()
+	got := uint64(0)
+	for got < n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := r.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d samples: %v", got, err)
+		}
+		got += 1 + s.Lost
+	}
+	close(stop)
+	if st := r.Stats(); st.Received+st.Lost != n {
+		t.Errorf("received %d + lost %d, published %d", st.Received, st.Lost, n)
+	}
+	t.Logf("%d sleeps holding the P, %d garbage collections, %d ticks", rawSleeps.Load()-before, gcs.Load(), ticks.Load())
+	if gcs.Load() == 0 || ticks.Load() == 0 {
+		t.Errorf("the other goroutines did not run: %d collections, %d ticks", gcs.Load(), ticks.Load())
 	}
 }

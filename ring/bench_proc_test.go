@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -53,13 +54,70 @@ func benchWait(s string) Wait {
 	return WaitBlock
 }
 
+// benchCPUs returns the two CPUs a pinned benchmark uses, the writer's and
+// the readers', or skips the benchmark if this process may not use two.
+func benchCPUs(b *testing.B) (writer, readers int) {
+	cpus, err := sys.Affinity(0)
+	if err != nil || len(cpus) < 2 {
+		b.Skipf("pinning needs two CPUs (have %v, %v)", cpus, err)
+	}
+	return cpus[0], cpus[1]
+}
+
+// pinBench locks the calling goroutine to its thread and the thread to
+// cpu, for good (a benchmark child, or a benchmark's writer loop, which
+// calls the returned func when done).
+func pinBench(cpu int) (unpin func(), err error) {
+	runtime.LockOSThread()
+	old, err := sys.Affinity(0)
+	if err == nil {
+		err = sys.SetAffinity(0, []int{cpu})
+	}
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	return func() {
+		sys.SetAffinity(0, old)
+		runtime.UnlockOSThread()
+	}, nil
+}
+
 // runBenchChild runs the benchmark roles; it returns -1 for other roles.
+// With RING_CPU set, the child's working goroutine is pinned to that CPU.
 func runBenchChild(role string) int {
 	dir, name := os.Getenv("RING_DIR"), os.Getenv("RING_NAME")
+	if c := os.Getenv("RING_CPU"); c != "" && (role == "bench-reader" || role == "futex-floor") {
+		cpu, err := strconv.Atoi(c)
+		if err == nil {
+			_, err = pinBench(cpu)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	switch role {
 	case "bench-reader":
 		wait := benchWait(os.Getenv("RING_WAIT"))
-		r, err := Open(dir, name, ReaderConfig{Start: FromOldest, Wait: wait})
+		cfg := ReaderConfig{Start: FromOldest, Wait: wait}
+		var r *Reader
+		var err error
+		if os.Getenv("RING_ANON") != "" {
+			// An anonymous ring, as package bus hands them out: the
+			// files are descriptors 3 and 4, and a line on stdin
+			// says the writer is gone (the end of bus's control
+			// connection).
+			r, err = Attach(os.NewFile(3, "ring"), os.NewFile(4, "wake"), cfg)
+			if err == nil {
+				go func() {
+					io.Copy(io.Discard, io.LimitReader(os.Stdin, 1))
+					r.WriterGone()
+				}()
+			}
+		} else {
+			r, err = Open(dir, name, cfg)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -119,6 +177,7 @@ func runBenchChild(role string) int {
 			count = u32(mem, 128)
 		}
 		h := hdrhistogram.New(1, int64(10*time.Second), 3)
+		var cpu0, wall0 int64
 		fmt.Println("ready")
 		for last := uint32(0); ; {
 			v := atomic.LoadUint32(count)
@@ -147,8 +206,16 @@ func runBenchChild(role string) int {
 			now := clock.Mono()
 			h.RecordValue(max(now-atomic.LoadInt64(stamp), 1))
 			last = v
+			if cpu0 == 0 {
+				c, _ := sys.ProcessCPU()
+				cpu0, wall0 = int64(c), now
+			}
 		}
-		json.NewEncoder(os.Stdout).Encode(benchReaderResult{Received: uint64(h.TotalCount()), P50: h.ValueAtQuantile(50), P99: h.ValueAtQuantile(99)})
+		res := benchReaderResult{Received: uint64(h.TotalCount()), P50: h.ValueAtQuantile(50), P99: h.ValueAtQuantile(99)}
+		if c, err := sys.ProcessCPU(); err == nil && cpu0 != 0 {
+			res.CPU = float64(int64(c)-cpu0) / float64(clock.Mono()-wall0)
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
 		return 0
 	case "pingpong":
 		mem, err := mapPage(filepath.Join(dir, name), true)
@@ -365,6 +432,28 @@ func pace(due int64) {
 	}
 }
 
+// startAnonReader starts a bench-reader child on w, an anonymous ring,
+// as a bus subscriber reads one; endAnonReader tells it the writer is
+// gone (after w.Close) and returns its result.
+func startAnonReader(b *testing.B, w *Writer, env ...string) *proctest.Child {
+	b.Helper()
+	rf, wf, err := w.ReaderFiles()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rf.Close()
+	defer wf.Close()
+	c := proctest.Start(b, childEnv, "bench-reader", proctest.Options{Env: append(env, "RING_ANON=1"), Files: []*os.File{rf, wf}})
+	c.Expect("ready")
+	return c
+}
+
+func endAnonReader(b *testing.B, c *proctest.Child) benchReaderResult {
+	b.Helper()
+	c.Send("gone")
+	return benchResult(b, c)
+}
+
 func benchResult(b *testing.B, c *proctest.Child) benchReaderResult {
 	b.Helper()
 	var res benchReaderResult
@@ -530,27 +619,41 @@ func BenchmarkYardstickPipe(b *testing.B) {
 // it, in one run: at 10,000 samples/s, a 64-byte sample through the ring
 // to a WaitBlock reader in another process, timed from the Publish call
 // (ring-p50-ns); and, interleaved with it at the same pace, the bare
-// kernel hand-off no blocking reader can beat: the benchmark stores its clock in
-// a shared page, bumps a word there and wakes with FUTEX_WAKE another
-// process sleeping on the word in FUTEX_WAIT, which records its clock
-// minus the stamp (floor-p50-ns: the sleeper makes the bare system call;
-// go-p50-ns: it calls sys.FutexWait, with the Go runtime's bookkeeping
-// around the call, as the ring reader does; handshake-p50-ns: the same,
-// with the ring's waiting-flag handshake and nothing else of the ring). ring/floor is the ratio of
-// the medians; publish-p50-ns is the writer's Publish call, wake included.
+// kernel hand-off no blocking reader can beat: the benchmark stores its
+// clock in a shared page, bumps a word there and wakes with FUTEX_WAKE
+// another process sleeping on the word in FUTEX_WAIT, which records its
+// clock minus the stamp (floor-p50-ns: the sleeper makes the bare system
+// call; go-p50-ns: it calls sys.FutexWait, with the Go runtime's
+// bookkeeping around the call, as the ring reader does; handshake-p50-ns:
+// the same, with the ring's waiting-flag handshake and nothing else of the
+// ring). ring/floor is the ratio of the medians; publish-p50-ns is the
+// writer's Publish call, wake included.
 //
-// The writer paces by spinning, so its CPU stays busy and the kernel
-// wakes the sleeper on the other one, which is idle. (Paced by sleeping,
-// the writer overshoots its sleeps on this VM and then publishes samples
-// back to back, which hides wake-ups.) Nothing is pinned.
+// The writer paces by spinning (paced by sleeping, it overshoots its
+// sleeps on a VM and then publishes samples back to back, which hides
+// wake-ups). pinned: the writer's thread on one CPU, every sleeper's on
+// another, so that each wake-up is the same kind (another CPU, idle);
+// unpinned: where the kernel puts them. Unpinned, a sleeper the kernel
+// wakes on the writer's own CPU preempts the spinning writer, which is
+// quicker than waking an idle CPU, or waits for the writer's time slice
+// to end (milliseconds), which shows in its p99: the two sub-benchmarks
+// together show what placement alone does.
 func BenchmarkBlockingFloor(b *testing.B) {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		b.Skip("the floor's stamp is a 64-bit atomic in shared memory")
 	}
-	dir := testDir(b)
-	w := mustCreate(b, Config{Dir: dir, Name: "floor", SlotSize: 64, Slots: 4096})
-	r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=floor", "RING_WAIT=block")
-	r.Expect("ready")
+	b.Run("pinned", func(b *testing.B) { blockingFloor(b, true) })
+	b.Run("unpinned", func(b *testing.B) { blockingFloor(b, false) })
+}
+
+func blockingFloor(b *testing.B, pinned bool) {
+	var pin []string
+	wcpu, rcpu := benchCPUs(b)
+	if pinned {
+		pin = []string{"RING_CPU=" + strconv.Itoa(rcpu)}
+	}
+	w := mustCreate(b, Config{SlotSize: 64, Slots: 4096})
+	r := startAnonReader(b, w, append(pin, "RING_WAIT=block")...)
 	type sleeper struct {
 		c                    *proctest.Child
 		word, count, waiting *uint32
@@ -559,13 +662,23 @@ func BenchmarkBlockingFloor(b *testing.B) {
 	var floors []sleeper
 	for _, syscall := range []string{"raw", "go", "handshake"} {
 		fdir, mem := sharedPage(b, "floor-"+syscall)
-		c := startChild(b, "futex-floor", "RING_DIR="+fdir, "RING_NAME=floor-"+syscall, "FLOOR_SYSCALL="+syscall)
+		c := startChild(b, "futex-floor", append(pin, "RING_DIR="+fdir, "RING_NAME=floor-"+syscall, "FLOOR_SYSCALL="+syscall)...)
 		c.Expect("ready")
 		f := sleeper{c, u32(mem, 0), u32(mem, 0), u32(mem, 4), (*int64)(unsafe.Pointer(&mem[8]))}
 		if syscall == "handshake" {
 			f.count = u32(mem, 128)
 		}
 		floors = append(floors, f)
+	}
+
+	if pinned {
+		// After starting the children, which would otherwise inherit
+		// this thread's affinity (and a GOMAXPROCS of 1 with it).
+		unpin, err := pinBench(wcpu)
+		if err != nil {
+			b.Skip(err)
+		}
+		defer unpin()
 	}
 
 	// The four interleaved, each at 10,000/s, a quarter of a period apart,
@@ -606,7 +719,7 @@ func BenchmarkBlockingFloor(b *testing.B) {
 		}
 	}
 	w.Close()
-	ring := benchResult(b, r)
+	ring := endAnonReader(b, r)
 	var res [3]benchReaderResult
 	for k, f := range floors {
 		atomic.StoreUint32(f.count, ^uint32(0))
@@ -624,6 +737,14 @@ func BenchmarkBlockingFloor(b *testing.B) {
 	b.ReportMetric(float64(pub.ValueAtQuantile(50)), "publish-p50-ns")
 	b.ReportMetric(float64(ring.P99), "ring-p99-ns")
 	b.ReportMetric(float64(res[0].P99), "floor-p99-ns")
+	b.ReportMetric(float64(res[1].P99), "go-p99-ns")
+	b.ReportMetric(float64(res[2].P99), "handshake-p99-ns")
+	// CPU time of each sleeper process per wake-up (its CPU share times
+	// the interval): what sleeping costs, the Go runtime's share included.
+	perWake := func(cpu float64) float64 { return cpu * float64(interval) / 1e3 }
+	b.ReportMetric(perWake(res[0].CPU), "floor-cpu-µs/wake")
+	b.ReportMetric(perWake(res[1].CPU), "go-cpu-µs/wake")
+	b.ReportMetric(perWake(ring.CPU), "ring-cpu-µs/wake")
 }
 
 // BenchmarkAdaptive compares the three wait modes on one topic, in one
@@ -674,10 +795,16 @@ func BenchmarkAdaptive(b *testing.B) {
 // exponentially distributed gaps of that mean), and returns what the
 // reader measured.
 func adaptiveRun(b *testing.B, mode string, interval time.Duration, irregular bool, samples int) benchReaderResult {
-	dir := testDir(b)
-	w := mustCreate(b, Config{Dir: dir, Name: "adapt", SlotSize: 64, Slots: 4096})
-	r := startChild(b, "bench-reader", "RING_DIR="+dir, "RING_NAME=adapt", "RING_WAIT="+mode)
-	r.Expect("ready")
+	wcpu, rcpu := benchCPUs(b)
+	w := mustCreate(b, Config{SlotSize: 64, Slots: 4096})
+	r := startAnonReader(b, w, "RING_WAIT="+mode, "RING_CPU="+strconv.Itoa(rcpu))
+	// After starting the reader, which would otherwise inherit this
+	// thread's affinity (and a GOMAXPROCS of 1 with it).
+	unpin, err := pinBench(wcpu)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer unpin()
 	rnd := rand.New(rand.NewPCG(19, 2))
 	p := make([]byte, 64)
 	next := clock.Mono()
@@ -693,5 +820,38 @@ func adaptiveRun(b *testing.B, mode string, interval time.Duration, irregular bo
 		w.Publish(p)
 	}
 	w.Close()
-	return benchResult(b, r)
+	return endAnonReader(b, r)
+}
+
+// BenchmarkTimedSleep is what a timed futex sleep of 70 µs (an adaptive
+// reader's at 10 kHz) costs on this machine, woken by its timer, not by a
+// writer: the process's CPU time per sleep (cpu-µs/sleep) and how much
+// later than asked it ends (late-p50-µs), through the Go runtime's
+// system-call path (go) and without it (raw, sys.FutexWaitShort), with
+// the thread's timer slack at 1 ns as the adaptive reader sets it.
+func BenchmarkTimedSleep(b *testing.B) {
+	for _, raw := range []bool{false, true} {
+		b.Run(map[bool]string{false: "go", true: "raw"}[raw], func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			sys.SetTimerSlack(1)
+			defer sys.SetTimerSlack(0)
+			const d = 70 * time.Microsecond
+			var word uint32
+			h := hdrhistogram.New(1, int64(time.Second), 3)
+			c0, _ := sys.ProcessCPU()
+			for b.Loop() {
+				t0 := clock.Mono()
+				if raw {
+					sys.FutexWaitShort(&word, 0, d)
+				} else {
+					sys.FutexWait(&word, 0, d)
+				}
+				h.RecordValue(max(clock.Mono()-t0-int64(d), 1))
+			}
+			c1, _ := sys.ProcessCPU()
+			b.ReportMetric(float64(c1-c0)/1e3/float64(b.N), "cpu-µs/sleep")
+			b.ReportMetric(float64(h.ValueAtQuantile(50))/1e3, "late-p50-µs")
+		})
+	}
 }

@@ -773,25 +773,7 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 			return s, err
 		}
 		if r.cfg.Wait == WaitSpin && spins&1023 != 0 {
-			if r.spinLines > 0 {
-				// TryNext polls the sequence in the first line of the
-				// next sample's slot; the writer takes all of the slot's
-				// lines as it writes. Fetching the others only once the
-				// sequence has changed would be a second cross-core
-				// transfer after the first; asking for them on every
-				// poll (as many as the last sample used) fetches them
-				// back alongside it. From the Publish call to a 64-byte
-				// sample in hand: 501 -> 360 ns p50 on the 2-vCPU VM
-				// (BenchmarkLatency, distant vCPUs). Not while the
-				// sequence is odd: the writer is filling those lines
-				// then, and each fetch would make it take a line back
-				// mid-copy (1 KiB samples flat out: 1.40 -> 1.60 M/s,
-				// ipcbench ring-spin).
-				s := slotAt(r.mem, headerSize+int(r.next&r.mask)*r.geo.slotStride)
-				if atomic.LoadUint32(s.seq())&1 == 0 {
-					prefetch(unsafe.Add(s.p, 64), r.spinLines)
-				}
-			}
+			r.prefetchSpin()
 			continue
 		}
 		if err := r.checkEnd(ctx); err != nil {
@@ -821,8 +803,15 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 		}
 		sleepFor, wakeAt := time.Duration(-1), int64(0)
 		if r.cfg.Wait == WaitAdaptive {
-			var spin bool
-			if spin, sleepFor, wakeAt = r.ad.plan(r.next, clock.Mono()); spin {
+			var until int64
+			if until, sleepFor, wakeAt = r.ad.plan(r.next, clock.Mono()); until != 0 {
+				s, ok, err := r.poll(ctx, until)
+				if ok {
+					r.ad.learn(s.Index, s.PublishedAt)
+				}
+				if ok || err != nil {
+					return s, err
+				}
 				continue
 			}
 		}
@@ -864,18 +853,99 @@ func (r *Reader) nextSample(ctx context.Context) (Sample, error) {
 			// other timed waits end on time.
 			timeout = sleepFor
 			sys.SetTimerSlack(1)
+			if timeout > adaptRawSleep && runtime.GOMAXPROCS(0) >= 2 {
+				// A long sleep (a slow topic): the bulk of it through
+				// the runtime's path, which ends later and less
+				// predictably; the loop comes back for the last
+				// adaptRawSleep, slept holding the P (below), whose
+				// end the pattern learns.
+				timeout -= adaptRawSleep
+				wakeAt = 0
+			}
 		} else {
 			wakeAt = 0
 		}
 		// EAGAIN (woken already), EINTR (Go's preemption signals),
 		// ETIMEDOUT and spurious wake-ups all lead back to the top.
-		sys.FutexWait(r.wakeSeq, v, timeout)
+		if wakeAt != 0 && timeout <= adaptRawSleep && takeRawSleep() {
+			// A short sleep before a sample that is due: made without
+			// the runtime's system-call path, which for a sleep like
+			// this every interval wakes two or three threads (see
+			// sys.FutexWaitShort). The P stays with this goroutine for
+			// at most adaptRawSleep; the program keeps another.
+			sys.FutexWaitShort(r.wakeSeq, v, timeout)
+			rawSleepers.Add(-1)
+			rawSleeps.Add(1)
+		} else {
+			sys.FutexWait(r.wakeSeq, v, timeout)
+		}
 		r.fetchNext()
 		if wakeAt != 0 {
 			r.ad.woke(wakeAt, clock.Mono())
 		}
 	}
 }
+
+// prefetchSpin is what a polling reader does between looks at the ring.
+func (r *Reader) prefetchSpin() {
+	if r.spinLines > 0 {
+		// TryNext polls the sequence in the first line of the
+		// next sample's slot; the writer takes all of the slot's
+		// lines as it writes. Fetching the others only once the
+		// sequence has changed would be a second cross-core
+		// transfer after the first; asking for them on every
+		// poll (as many as the last sample used) fetches them
+		// back alongside it. From the Publish call to a 64-byte
+		// sample in hand: 501 -> 360 ns p50 on the 2-vCPU VM
+		// (BenchmarkLatency, distant vCPUs). Not while the
+		// sequence is odd: the writer is filling those lines
+		// then, and each fetch would make it take a line back
+		// mid-copy (1 KiB samples flat out: 1.40 -> 1.60 M/s,
+		// ipcbench ring-spin).
+		s := slotAt(r.mem, headerSize+int(r.next&r.mask)*r.geo.slotStride)
+		if atomic.LoadUint32(s.seq())&1 == 0 {
+			prefetch(unsafe.Add(s.p, 64), r.spinLines)
+		}
+	}
+}
+
+// rawSleepers counts the readers in the process sleeping through
+// sys.FutexWaitShort, each holding a P meanwhile.
+var rawSleepers atomic.Int32
+
+// rawSleeps counts those sleeps, for tests.
+var rawSleeps atomic.Uint64
+
+// takeRawSleep reports whether a reader may sleep holding its P: at least
+// one P must stay free for the program's other goroutines (and for the
+// other readers), so at most GOMAXPROCS-1 readers do at a time. It counts
+// the reader in rawSleepers when it may.
+func takeRawSleep() bool {
+	if rawSleepers.Add(1) <= int32(runtime.GOMAXPROCS(0)-1) {
+		return true
+	}
+	rawSleepers.Add(-1)
+	return false
+}
+
+// poll looks at the ring as a spinning reader does until a sample is
+// there, Mono time until passes, or something asks Next to end (checked,
+// with the clock, every pollCheck looks, so that a look costs what a
+// spinning reader's does).
+func (r *Reader) poll(ctx context.Context, until int64) (Sample, bool, error) {
+	for i := 1; ; i++ {
+		if s, ok, err := r.TryNext(); ok || err != nil {
+			return s, ok, err
+		}
+		if i%pollCheck == 0 && (clock.Mono() >= until || r.canceled.Load() || r.done.Load() || r.checkNow.Load() || ctx.Err() != nil) {
+			return Sample{}, false, nil
+		}
+		r.prefetchSpin()
+	}
+}
+
+// pollCheck is how many looks poll makes between looks at the clock.
+const pollCheck = 16
 
 // fetchNext asks for the cache lines of the next sample's slot, which the
 // writer has (most likely) just written, on the way back from a sleep:

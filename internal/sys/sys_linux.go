@@ -470,6 +470,27 @@ func FutexWakeRaw(addr *uint32) error {
 	return nil
 }
 
+// FutexWaitShort is FutexWait for a short, bounded sleep, made without
+// the Go runtime's system-call bookkeeping. The scheduler then takes the
+// caller for a running goroutine: its P stays with it, no other goroutine
+// runs on that P, and a stop-the-world (garbage collection) waits for the
+// call to end. So timeout must be short (callers keep it to a fraction of
+// a millisecond) and positive, and the program should have another P
+// (GOMAXPROCS >= 2) for its other goroutines.
+//
+// What it saves: a goroutine that sleeps through the runtime's path every
+// 100 µs has its P retaken by sysmon and handed to another thread, so
+// that each wake-up wakes two or three threads (Go 1.26; on the 2-vCPU VM
+// 26 µs of CPU a wake-up instead of 7).
+func FutexWaitShort(addr *uint32, val uint32, timeout time.Duration) error {
+	ts := unix.NsecToTimespec(int64(max(timeout, 1)))
+	_, _, e := unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
 // SetTimerSlack sets the calling thread's timer slack (PR_SET_TIMERSLACK):
 // how much later than asked the kernel may end its timed waits, to batch
 // wake-ups. The default is 50 µs; 0 restores the thread's default. It

@@ -94,6 +94,8 @@ func Dup(fd int) (int, error) { return -1, ErrNotSupported }
 
 func IsTerminal(fd int) bool { return false }
 
-func FutexWakeRaw(addr *uint32) error     { return ErrNotSupported }
-func SetTimerSlack(d time.Duration) error { return ErrNotSupported }
-func ProcessCPU() (time.Duration, error)  { return 0, ErrNotSupported }
+func FutexWakeRaw(addr *uint32) error { return ErrNotSupported }
+
+func FutexWaitShort(addr *uint32, val uint32, timeout time.Duration) error { return ErrNotSupported }
+func SetTimerSlack(d time.Duration) error                                  { return ErrNotSupported }
+func ProcessCPU() (time.Duration, error)                                   { return 0, ErrNotSupported }

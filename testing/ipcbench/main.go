@@ -254,10 +254,11 @@ func baseMechanisms(work string) []mechanism {
 		{key: "shm-sem", stamp: "due, before semop (free slot)", name: "shared memory + System V semaphores", direction: "one-way", fanout: "1:1", access: "file mode, IPC permissions", setup: setupShmSem(work)},
 		{key: "signal", stamp: "due, before rt_tgsigqueueinfo", name: "signal (real-time, queued)", direction: "one-way", fanout: "1:1", access: "same user or CAP_KILL", noPayload: true, setup: setupSignal},
 		{key: "mmap", stamp: "due, before the sequence store", name: "memory-mapped file (polled)", direction: "one-way", fanout: "1:N", access: "file mode", lossy: true, setup: setupMmap},
-		{key: "ring-spin", stamp: "due, before Publish", name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "spin")},
-		{key: "ring-futex", stamp: "due, before Publish", name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 1, lossy: true, setup: ringSetup(work, "block")},
-		{key: "ring-spin-4", stamp: "due, before Publish", name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "spin")},
-		{key: "ring-futex-4", stamp: "due, before Publish", name: "sensorbus ring (futex, 4 readers)", direction: "one-way", fanout: "1:N", access: "file mode; bus: SO_PEERCRED allow lists", readers: 4, lossy: true, setup: ringSetup(work, "block")},
+		{key: "ring-spin", stamp: "due, before Publish", name: "sensorbus ring (spin, 1 reader)", direction: "one-way", fanout: "1:N", access: ringAccess, readers: 1, lossy: true, setup: ringSetup("spin", false)},
+		{key: "ring-futex", stamp: "due, before Publish", name: "sensorbus ring (futex, 1 reader)", direction: "one-way", fanout: "1:N", access: ringAccess, readers: 1, lossy: true, setup: ringSetup("block", false)},
+		{key: "ring-futex-pinned", stamp: "due, before Publish", name: "sensorbus ring (futex, 1 reader, both pinned as floor-futex)", direction: "one-way", fanout: "1:N", access: ringAccess, readers: 1, lossy: true, setup: ringSetup("block", true)},
+		{key: "ring-spin-4", stamp: "due, before Publish", name: "sensorbus ring (spin, 4 readers)", direction: "one-way", fanout: "1:N", access: ringAccess, readers: 4, lossy: true, setup: ringSetup("spin", false)},
+		{key: "ring-futex-4", stamp: "due, before Publish", name: "sensorbus ring (futex, 4 readers)", direction: "one-way", fanout: "1:N", access: ringAccess, readers: 4, lossy: true, setup: ringSetup("block", false)},
 	}
 }
 
@@ -389,10 +390,16 @@ func setupUDP(int) (*channel, error) {
 	}, nil
 }
 
-func ringSetup(work, wait string) func(size int) (*channel, error) {
-	return func(size int) (*channel, error) {
-		name := "ipcbench-" + strconv.Itoa(os.Getpid())
-		w, err := ring.Create(ring.Config{Dir: work, Name: name, SlotSize: size, Slots: 4096})
+// ringAccess is who may read a ring: its sealed, read-only memfd goes
+// only to the subscribers a publisher admits.
+const ringAccess = "sealed memfd passed over a Unix socket; bus: SO_PEERCRED allow lists"
+
+// ringSetup makes an anonymous ring, as package bus does, whose files the
+// receivers get as descriptors 3 and 4 (bus passes them over its socket).
+// pin: sender and receiver pinned to two CPUs, as floor-futex is.
+func ringSetup(wait string, pin bool) func(size int) (*channel, error) {
+	setup := func(size int) (*channel, error) {
+		w, err := ring.Create(ring.Config{SlotSize: size, Slots: 4096})
 		if err != nil {
 			return nil, err
 		}
@@ -402,12 +409,43 @@ func ringSetup(work, wait string) func(size int) (*channel, error) {
 			w.Close()
 			return nil, err
 		}
+		rf, wf, err := w.ReaderFiles()
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
 		return &channel{
 			send:    w.Publish,
 			finish:  func() { w.Close() },
-			env:     []string{"MECH=ring", "RING_DIR=" + work, "RING_NAME=" + name, "RING_WAIT=" + wait},
-			cleanup: func() { w.Close() },
+			files:   []*os.File{rf, wf},
+			env:     []string{"MECH=ring", "RING_WAIT=" + wait},
+			cleanup: func() { w.Close(); rf.Close(); wf.Close() },
 		}, nil
+	}
+	if pin {
+		return pinnedSetup(setup)
+	}
+	return setup
+}
+
+// pinnedSetup is setup with the sender and the receivers pinned to two
+// CPUs, as floor-futex is (nil stays nil: a mechanism not built).
+func pinnedSetup(setup func(int) (*channel, error)) func(int) (*channel, error) {
+	if setup == nil {
+		return nil
+	}
+	return func(size int) (*channel, error) {
+		cpus, err := twoCPUs()
+		if err != nil {
+			return nil, err
+		}
+		ch, err := setup(size)
+		if err != nil {
+			return nil, err
+		}
+		ch.pin, ch.senderCPU = true, cpus[0]
+		ch.env = append(ch.env, "PIN_CPU="+strconv.Itoa(cpus[1]))
+		return ch, nil
 	}
 }
 

@@ -192,6 +192,9 @@ func iceoryxMechanisms(work string) []mechanism {
 		{key: "iceoryx-waitset", name: "iceoryx" + iceoryxVersion + " (C binding, waitset subscriber)", stamp: "due, before loan",
 			direction: "one-way", fanout: "1:N", access: "Unix groups per shared-memory segment (RouDi config)", lossy: true,
 			peer: true, isolate: true, daemon: roudiDaemon, setup: iceoryxSetup("waitset")},
+		{key: "iceoryx-waitset-pinned", name: "iceoryx" + iceoryxVersion + " (C binding, waitset subscriber, both pinned as floor-futex)", stamp: "due, before loan",
+			direction: "one-way", fanout: "1:N", access: "Unix groups per shared-memory segment (RouDi config)", lossy: true,
+			peer: true, isolate: true, daemon: roudiDaemon, setup: pinnedSetup(iceoryxSetup("waitset"))},
 	}
 	for i := range ms {
 		ms[i].unavailable = iceoryxMissing

@@ -379,7 +379,7 @@ func receive() int {
 		if os.Getenv("RING_WAIT") == "spin" {
 			wait = ring.WaitSpin
 		}
-		r, err := ring.Open(os.Getenv("RING_DIR"), os.Getenv("RING_NAME"), ring.ReaderConfig{Start: ring.FromOldest, Wait: wait})
+		r, err := ring.Attach(os.NewFile(3, "ring"), os.NewFile(4, "wake"), ring.ReaderConfig{Start: ring.FromOldest, Wait: wait})
 		if err != nil {
 			fmt.Println("ready")
 			return fail(err)
@@ -490,9 +490,10 @@ func ratios(rs []Result) []Ratio {
 	}
 	var out []Ratio
 	for _, q := range [][3]string{
-		{"blocking ring reader p50 / futex-wake floor p50", "ring-futex", "floor-futex"},
+		{"blocking ring reader p50 / futex-wake floor p50, both pinned", "ring-futex-pinned", "floor-futex"},
 		{"blocking ring reader p50 / futex-wake floor p50, not pinned", "ring-futex", "floor-futex-unpinned"},
 		{"blocking ring reader p50 / iceoryx waitset subscriber p50", "ring-futex", "iceoryx-waitset"},
+		{"blocking ring reader p50 / iceoryx waitset subscriber p50, both pinned", "ring-futex-pinned", "iceoryx-waitset-pinned"},
 		{"spinning ring reader p50 / cache-line floor p50", "ring-spin", "floor-cacheline"},
 		{"spinning ring reader p50 / iceoryx polling subscriber p50", "ring-spin", "iceoryx-poll"},
 	} {

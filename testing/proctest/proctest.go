@@ -40,6 +40,7 @@ type Options struct {
 	Env     []string            // added to the environment
 	Cred    *syscall.Credential // run as another user (needs root)
 	Timeout time.Duration       // for each line Expect and Result wait for; 0: DefaultTimeout
+	Files   []*os.File          // open in the child as descriptors 3, 4, ...
 }
 
 // Child is a running copy of the test binary.
@@ -67,6 +68,7 @@ func Start(t testing.TB, roleEnv, role string, opt Options) *Child {
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role}, opt.Env...)...)
 	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = opt.Files
 	if opt.Cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opt.Cred}
 	}
