@@ -24,10 +24,15 @@ import "time"
 // Next then plans each wait (plan): on a regular topic it sleeps on the
 // futex, announced as a blocking reader does, so a sample that comes early
 // still wakes it, with a timeout meant to end the sleep (given the mean
-// lateness) the jitter plus adaptGuard before the sample is due; from there
-// it polls until twice the jitter plus adaptGuard past the due time (or
-// from at most a quarter of the interval before, when no sleep can end in
-// time). A sample that has not come by then
+// lateness and its deviation) the jitter plus adaptGuard before the sample
+// is due; from there it polls, as WaitSpin does (poll), until twice the
+// jitter plus adaptGuard past the due time (or from at most a quarter of
+// the interval before, when no sleep can end in time). The last
+// adaptRawSleep of a sleep is made holding the P (sys.FutexWaitShort):
+// through the Go runtime's system-call path a sleep ends later and less
+// predictably, and costs two or three threads' wake-ups (see
+// BenchmarkBlockingFloor and BenchmarkTimedSleep). A sample that has not
+// come by then
 // is late beyond the pattern: the reader waits as WaitBlock does, and the
 // late sample's interval raises the jitter. Until the pattern is learned,
 // for topics faster than adaptMinInterval and for irregular ones (jitter

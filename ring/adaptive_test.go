@@ -233,8 +233,10 @@ func TestAdaptiveMultiProcess(t *testing.T) {
 // At most GOMAXPROCS-1 readers sleep holding their P.
 func TestTakeRawSleep(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-	if !takeRawSleep() || !takeRawSleep() {
-		t.Fatal("two of three Ps refused to sleepers")
+	for i := range 2 {
+		if !takeRawSleep() {
+			t.Fatalf("P %d of 3 refused to a sleeper", i+1)
+		}
 	}
 	if takeRawSleep() {
 		t.Fatal("the last P given to a sleeper")

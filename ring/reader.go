@@ -60,7 +60,10 @@ const (
 	// on the futex until shortly before the next one is due and polls
 	// from there: close to WaitSpin's latency on a periodic topic for a
 	// fraction of its CPU. On an irregular topic, or when a sample is
-	// later than the pattern says, it waits as WaitBlock does. See
+	// later than the pattern says, it waits as WaitBlock does. Like
+	// WaitSpin, it keeps its goroutine's P while it waits (its sleeps
+	// of up to 250 µs are made holding it, when GOMAXPROCS is at least
+	// 2): give the program a P more than its adaptive readers. See
 	// adaptive.go.
 	WaitAdaptive
 )

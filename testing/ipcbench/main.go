@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +44,7 @@ func main() {
 	flag.StringVar(&cfg.only, "only", "", "comma-separated mechanisms to run (default all): "+strings.Join(mechanismKeys(), ","))
 	flag.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON to this file")
 	flag.StringVar(&cfg.mdPath, "md", "", "write the Markdown table to this file")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "run the selected mechanisms this many times, one after another, and report each row's median p50 round and the median of each round's ratios")
 	flag.Parse()
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -51,19 +54,27 @@ func main() {
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
-	if cfg.rate <= 0 || cfg.latencyFor <= 0 || cfg.throughputFor <= 0 {
-		fmt.Fprintln(os.Stderr, "ipcbench: --rate and the durations must be positive")
+	if cfg.rate <= 0 || cfg.latencyFor <= 0 || cfg.throughputFor <= 0 || cfg.rounds <= 0 {
+		fmt.Fprintln(os.Stderr, "ipcbench: --rate, --rounds and the durations must be positive")
 		os.Exit(2)
 	}
 	host := hostInfo()
-	results, err := runAll(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ipcbench:", err)
-		os.Exit(1)
+	var rounds [][]Result
+	for range cfg.rounds {
+		results, err := runAll(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ipcbench:", err)
+			os.Exit(1)
+		}
+		rounds = append(rounds, results)
 	}
 	host.LoadEnd = loadAvg()
-	rat := ratios(results)
-	table := markdown(results) + "\nRatios (one-way p50, this run):\n\n" + ratiosText(rat) +
+	results, rat := mergeRounds(rounds)
+	what := "this run"
+	if cfg.rounds > 1 {
+		what = fmt.Sprintf("%d rounds: each row is its round of median p50, each ratio the median of the rounds' ratios, every round's in brackets", cfg.rounds)
+	}
+	table := markdown(results) + "\nRatios (one-way p50, " + what + "):\n\n" + ratiosText(rat) +
 		fmt.Sprintf("\nHost: Linux %s, %d CPUs, %s; load average (1 min) %s at the start, %s at the end.\n",
 			host.Kernel, host.CPUs, host.Go, host.LoadStart, host.LoadEnd)
 	fmt.Print(table)
@@ -97,6 +108,34 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ipcbench: %d peer or floor rows failed\n", failed)
 		os.Exit(1)
 	}
+}
+
+// mergeRounds reduces rounds of the same runs (in the same order) to one
+// row each, the round with the median p50 (so that a row's figures come
+// from one run), and the ratios to the median of each round's ratios:
+// rows measured one after another meet a machine whose wake-up latency
+// drifts between them, and rounds show how far.
+func mergeRounds(rounds [][]Result) ([]Result, []Ratio) {
+	merged := make([]Result, len(rounds[0]))
+	for i := range merged {
+		var rs []Result
+		for _, round := range rounds {
+			rs = append(rs, round[i])
+		}
+		slices.SortStableFunc(rs, func(a, b Result) int { return cmp.Compare(a.P50Ns, b.P50Ns) })
+		merged[i] = rs[(len(rs)-1)/2]
+	}
+	rat := ratios(rounds[0])
+	for k := range rat {
+		var vs []float64
+		for _, round := range rounds {
+			vs = append(vs, ratios(round)[k].Value)
+		}
+		rat[k].Rounds = vs
+		sorted := slices.Sorted(slices.Values(vs))
+		rat[k].Value = sorted[(len(sorted)-1)/2]
+	}
+	return merged, rat
 }
 
 // hostFacts is what the table depends on besides the code: the machine and
@@ -139,6 +178,7 @@ type config struct {
 	rate                      int
 	latencyFor, throughputFor time.Duration
 	only, jsonPath, mdPath    string
+	rounds                    int
 }
 
 // Result is one mechanism at one message size.

@@ -474,6 +474,8 @@ type Ratio struct {
 	Num   string  `json:"numerator"`
 	Den   string  `json:"denominator"`
 	Value float64 `json:"value"` // 0 when a row is missing or failed
+	// Rounds are the ratio in each round (--rounds), Value their median.
+	Rounds []float64 `json:"rounds,omitempty"`
 }
 
 // ratios compares the blocking ring reader's p50 with its floor and with
@@ -512,6 +514,13 @@ func ratiosText(rs []Ratio) string {
 		v := "n/a (a row is missing or failed)"
 		if r.Value > 0 {
 			v = fmt.Sprintf("%.2f", r.Value)
+		}
+		if len(r.Rounds) > 1 && r.Value > 0 {
+			var each []string
+			for _, x := range r.Rounds {
+				each = append(each, fmt.Sprintf("%.2f", x))
+			}
+			v += " (" + strings.Join(each, ", ") + ")"
 		}
 		fmt.Fprintf(&b, "- %s (64 B, `%s` / `%s`): %s\n", r.What, r.Num, r.Den, v)
 	}
