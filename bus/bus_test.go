@@ -102,10 +102,10 @@ func TestSubscriberStartedBeforePublisher(t *testing.T) {
 func TestPublisherKilledAndRestarted(t *testing.T) {
 	opts := testBus(t)
 	env := append(optsEnv(opts), "BUS_TOPIC=restart", "BUS_SLOTS=4096")
-	a := startChild(t, "", "publisher", append(env, "BUS_COUNT=0", "BUS_RATE=20000"), nil)
+	a := startChild(t, "", "publisher", append(env, "BUS_COUNT=0", "BUS_RATE=5000"), nil)
 	a.Expect("ready")
 	var subs []*proctest.Child
-	for _, wait := range []string{"block", "spin"} {
+	for _, wait := range []string{"block", "spin", "adaptive"} {
 		s := startChild(t, "", "subscriber", append(env, "BUS_REATTACH=1", "BUS_WAIT="+wait, "BUS_LAST=3000"), nil)
 		s.Expect("subscribing")
 		s.Expect("attached")

@@ -176,8 +176,11 @@ func runChild(role string) int {
 			}
 			return nil
 		}))
-		if os.Getenv("BUS_WAIT") == "spin" {
+		switch os.Getenv("BUS_WAIT") {
+		case "spin":
 			cfg.Wait = ring.WaitSpin
+		case "adaptive":
+			cfg.Wait = ring.WaitAdaptive
 		}
 		sub, err := Subscribe(ctx, cfg)
 		if err != nil {
