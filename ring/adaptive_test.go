@@ -318,3 +318,48 @@ func TestAdaptiveRawSleepsLetOthersRun(t *testing.T) {
 		t.Errorf("the other goroutines did not run: %d collections, %d ticks", gcs.Load(), ticks.Load())
 	}
 }
+
+// poll ends, as every pass of Next's loop does, for the writer's end: a
+// writer that closed, or a liveness check that is due (the writer may have
+// died), and not only when its window ends, which on a slow topic (a
+// jitter of up to an eighth of a 10 s interval) is seconds away. Each poll
+// here is given an hour: one that ignores these runs until the test's
+// timeout.
+func TestAdaptivePollSeesWriterEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		liveness    time.Duration
+		closeWriter bool
+	}{
+		{"writer closed", time.Hour, true},
+		{"liveness check due", time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := testDir(t)
+			w := mustCreate(t, Config{Dir: dir, Name: "poll", SlotSize: 16, Slots: 8})
+			defer w.Close()
+			r := mustOpen(t, dir, "poll", ReaderConfig{Wait: WaitAdaptive, LivenessInterval: tc.liveness})
+			if tc.closeWriter {
+				w.Close()
+			}
+			r.lastCheck = clock.Mono()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				r.poll(context.Background(), clock.Mono()+int64(time.Hour))
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				r.Close() // ends the poll
+				<-done
+				t.Fatal("poll did not return")
+			}
+			if tc.closeWriter {
+				if _, err := r.Next(context.Background()); !errors.Is(err, ErrWriterClosed) {
+					t.Errorf("Next after the writer closed = %v, want ErrWriterClosed", err)
+				}
+			}
+		})
+	}
+}

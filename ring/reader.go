@@ -934,17 +934,27 @@ func takeRawSleep() bool {
 // poll looks at the ring as a spinning reader does until a sample is
 // there, Mono time until passes, or something asks Next to end (checked,
 // with the clock, every pollCheck looks, so that a look costs what a
-// spinning reader's does).
+// spinning reader's does). The writer's end counts: its closed flag, and
+// a liveness check that is due, are left to Next's checkEnd, as on every
+// pass of its loop; a poll window can be seconds long (a jitter of up to
+// an eighth of a 10 s interval).
 func (r *Reader) poll(ctx context.Context, until int64) (Sample, bool, error) {
 	for i := 1; ; i++ {
 		if s, ok, err := r.TryNext(); ok || err != nil {
 			return s, ok, err
 		}
-		if i%pollCheck == 0 && (clock.Mono() >= until || r.canceled.Load() || r.done.Load() || r.checkNow.Load() || ctx.Err() != nil) {
+		if i%pollCheck == 0 && r.pollOver(ctx, until) {
 			return Sample{}, false, nil
 		}
 		r.prefetchSpin()
 	}
+}
+
+// pollOver reports whether poll should return to Next's loop.
+func (r *Reader) pollOver(ctx context.Context, until int64) bool {
+	now := clock.Mono()
+	return now >= until || r.canceled.Load() || r.done.Load() || r.checkNow.Load() || ctx.Err() != nil ||
+		atomic.LoadUint32(r.closed) != 0 || now-r.lastCheck >= int64(r.cfg.LivenessInterval)
 }
 
 // pollCheck is how many looks poll makes between looks at the clock.
