@@ -91,7 +91,9 @@ func (a *adaptive) learn(idx uint64, ts int64) {
 	if a.seen && idx > a.lastIdx && ts > a.lastTS {
 		// Stamps come from the ring, which a faulty writer could fill
 		// with anything: bounded, no sum below can overflow.
-		d := min((ts-a.lastTS)/int64(min(idx-a.lastIdx, 1<<20)), 4*adaptMaxInterval)
+		// (ts > lastTS, so their difference as unsigned is exact even
+		// where the signed one would overflow.)
+		d := int64(min((uint64(ts)-uint64(a.lastTS))/min(idx-a.lastIdx, 1<<20), uint64(4*adaptMaxInterval)))
 		if a.n == 0 {
 			a.interval, a.jitter = d, d/4 // doubtful until a few more agree
 		} else {

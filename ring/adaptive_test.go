@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -361,5 +362,16 @@ func TestAdaptivePollSeesWriterEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Stamps a hostile writer chose to overflow a signed difference are
+// learned as the longest interval, not as a negative one.
+func TestAdaptiveLearnExtremeStamps(t *testing.T) {
+	var a adaptive
+	a.learn(0, math.MinInt64+1)
+	a.learn(1, math.MaxInt64)
+	if a.interval != 4*adaptMaxInterval || a.jitter < 0 {
+		t.Fatalf("after stamps from MinInt64 to MaxInt64: %+v", a)
 	}
 }

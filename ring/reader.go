@@ -1051,7 +1051,10 @@ func (r *Reader) checkEnd(ctx context.Context) error {
 	}
 	closed := atomic.LoadUint32(r.closed) != 0
 	now := clock.Mono()
-	if !closed && now-r.lastCheck < int64(r.cfg.LivenessInterval) && !r.checkNow.Swap(false) {
+	// checkNow is taken whether or not this look is due anyway: left set,
+	// it would keep the reader from sleeping (see nextSample).
+	asked := r.checkNow.Swap(false)
+	if !closed && now-r.lastCheck < int64(r.cfg.LivenessInterval) && !asked {
 		return nil
 	}
 	r.lastCheck = now
