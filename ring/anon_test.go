@@ -27,18 +27,24 @@ func anonRing(t testing.TB, cfg Config, rcfg ReaderConfig) (*Writer, *Reader) {
 
 func attachTo(t testing.TB, w *Writer, rcfg ReaderConfig) *Reader {
 	t.Helper()
-	rf, wf, err := w.ReaderFiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
-	defer wf.Close()
+	rf, wf := readerFiles(t, w)
 	r, err := Attach(rf, wf, rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// readerFiles returns w's reader files, closed when the test ends.
+func readerFiles(t testing.TB, w *Writer) (ringFile, wakeFile *os.File) {
+	t.Helper()
+	rf, wf, err := w.ReaderFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rf.Close(); wf.Close() })
+	return rf, wf
 }
 
 // What a reader holding the descriptors can try against an anonymous

@@ -437,12 +437,7 @@ func pace(due int64) {
 // gone (after w.Close) and returns its result.
 func startAnonReader(b *testing.B, w *Writer, env ...string) *proctest.Child {
 	b.Helper()
-	rf, wf, err := w.ReaderFiles()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rf.Close()
-	defer wf.Close()
+	rf, wf := readerFiles(b, w)
 	c := proctest.Start(b, childEnv, "bench-reader", proctest.Options{Env: append(env, "RING_ANON=1"), Files: []*os.File{rf, wf}})
 	c.Expect("ready")
 	return c
