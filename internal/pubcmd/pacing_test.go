@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sensorbus/sensorbus/bus"
 	"github.com/sensorbus/sensorbus/internal/sdnotify"
 	"github.com/sensorbus/sensorbus/internal/synth"
+	"github.com/sensorbus/sensorbus/ring"
 	"github.com/sensorbus/sensorbus/schema"
 )
 
@@ -40,6 +42,37 @@ func BenchmarkPacing(b *testing.B) {
 			want := float64(n-1) / rate
 			if n > 1 {
 				b.ReportMetric(math.Abs(d.Seconds()-want)/want*100, "rate-error-%")
+			}
+			// How regular the intervals are: the publish stamps of the
+			// samples the ring still holds, against 1/rate.
+			b.StopTimer()
+			rf, wf, err := pub.Ring().ReaderFiles()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := ring.Attach(rf, wf, ring.ReaderConfig{Start: ring.FromOldest})
+			rf.Close()
+			wf.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var devs []float64
+			last := int64(0)
+			for {
+				s, ok, err := r.TryNext()
+				if err != nil || !ok {
+					break
+				}
+				if last != 0 && s.Lost == 0 {
+					devs = append(devs, math.Abs(float64(s.PublishedAt-last)-float64(time.Second)/rate))
+				}
+				last = s.PublishedAt
+			}
+			if len(devs) > 0 {
+				slices.Sort(devs)
+				b.ReportMetric(devs[len(devs)/2]/1e3, "interval-dev-p50-µs")
+				b.ReportMetric(devs[len(devs)*99/100]/1e3, "interval-dev-p99-µs")
 			}
 		})
 	}

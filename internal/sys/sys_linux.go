@@ -491,6 +491,16 @@ func FutexWaitShort(addr *uint32, val uint32, timeout time.Duration) error {
 	return nil
 }
 
+// SleepUntil sleeps until CLOCK_MONOTONIC (internal/clock's Mono) reads
+// at least mono, or a signal interrupts it (EINTR: the caller looks at the
+// clock again). Unlike a Go timer, whose wake-up can come up to a
+// millisecond late, it ends within the thread's timer slack (see
+// SetTimerSlack) and the kernel's wake-up latency.
+func SleepUntil(mono int64) error {
+	ts := unix.NsecToTimespec(mono)
+	return unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
+}
+
 // SetTimerSlack sets the calling thread's timer slack (PR_SET_TIMERSLACK):
 // how much later than asked the kernel may end its timed waits, to batch
 // wake-ups. The default is 50 µs; 0 restores the thread's default. It

@@ -96,6 +96,8 @@ func IsTerminal(fd int) bool { return false }
 
 func FutexWakeRaw(addr *uint32) error { return ErrNotSupported }
 
+func SleepUntil(mono int64) error { return ErrNotSupported }
+
 func FutexWaitShort(addr *uint32, val uint32, timeout time.Duration) error { return ErrNotSupported }
 func SetTimerSlack(d time.Duration) error                                  { return ErrNotSupported }
 func ProcessCPU() (time.Duration, error)                                   { return 0, ErrNotSupported }
